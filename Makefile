@@ -1,0 +1,29 @@
+# edgeshuffle: the two commands that matter are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-fast clean
+
+install: $(STAMP)
+
+# Pinned versions tested together live in constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[convert,dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/edgeshuffle info --groups 3 --scale 1
+	$(BIN)/python -m edgeshuffle.demo --output-dir build/demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf build

@@ -1,0 +1,39 @@
+"""The `edgeshuffle` command line: thin commands over the library.
+
+Each command (one module per verb in this package) parses its options, calls
+one library function and renders the result; library errors become a
+one-line message and an exit code (see :mod:`edgeshuffle.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from edgeshuffle import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgeshuffle")
+@click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """ShuffleNet v1 from Keras to int8 on an edge board, with proof that nothing was lost.
+
+    \b
+    Build machine:  info, train, import, convert, quantize
+    Board:          info, bench, parity   (runtime extra only, no TensorFlow)
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+
+def _register() -> None:
+    from edgeshuffle.cli.info import info
+
+    for command in (info,):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,151 @@
+"""ShuffleNet's own Keras layers: channel shuffle, grouped 1x1 conv, shortcut pool.
+
+Each layer has an ``impl`` that chooses how the same function is written as
+graph ops (see :class:`edgeshuffle.models.variants.GraphForm`); the rewrites
+in :mod:`edgeshuffle.export.rewrites` switch it. All are registered Keras
+objects (no ``Lambda``), so models load with Keras' safe mode on, and none
+creates a tensor above rank 4.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+PACKAGE = "edgeshuffle"
+
+
+def shuffle_permutation(channels: int, groups: int, order: str = "paper") -> np.ndarray:
+    """Source channel of each output channel.
+
+    ``"paper"``: channels viewed as (groups, n), transposed to (n, groups)
+    (Zhang et al., Fig. 1c). ``"official"``: viewed as (n, groups) and
+    transposed to (groups, n), as megvii's code does; the inverse permutation.
+    """
+    view = (groups, channels // groups) if order == "paper" else (channels // groups, groups)
+    return np.arange(channels).reshape(view).T.reshape(-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelShuffle(keras.layers.Layer):
+    """Channel shuffle with rank-4 tensors only.
+
+    ``impl="reshape"``: (B, H, W, C) -> (B, H*W, a, b) -> transpose the last
+    two axes -> (B, H, W, C). ``impl="gather"``: one constant-index gather.
+    """
+
+    def __init__(self, groups: int, order: str = "paper", impl: str = "reshape", **kwargs):
+        super().__init__(**kwargs)
+        if order not in ("paper", "official") or impl not in ("reshape", "gather"):
+            raise ValueError(f"Bad channel shuffle. Received: `order={order}`, `impl={impl}`")
+        self.groups, self.order, self.impl = groups, order, impl
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels % self.groups:
+            raise ValueError(f"Channels must divide into groups. Received: `channels={channels}`, "
+                             f"`groups={self.groups}`")
+
+    def call(self, x):
+        _, height, width, channels = x.shape
+        if self.impl == "gather":
+            return ops.take(x, shuffle_permutation(channels, self.groups, self.order), axis=3)
+        n = channels // self.groups
+        view = (self.groups, n) if self.order == "paper" else (n, self.groups)
+        x = ops.reshape(x, (-1, height * width, *view))
+        x = ops.transpose(x, (0, 1, 3, 2))
+        return ops.reshape(x, (-1, height, width, channels))
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "order": self.order, "impl": self.impl}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GroupedPointwiseConv(keras.layers.Layer):
+    """A bias-free 1x1 convolution in ``groups`` groups; kernel (1, 1, C_in / groups, filters).
+
+    ``impl="split"``: one conv per group and a concat; runs on every backend
+    and device and trains fast on CPU. ``impl="native"``: one TensorFlow
+    ``Conv2D`` op whose kernel has fewer input channels than the input, which
+    TFLite turns into a grouped ``CONV_2D`` and tf2onnx into ``Conv(group=g)``.
+    TensorFlow's CPU kernels cannot execute it, so it is for export only.
+    """
+
+    def __init__(self, filters: int, groups: int, impl: str = "split", **kwargs):
+        super().__init__(**kwargs)
+        if impl not in ("split", "native"):
+            raise ValueError(f"Bad grouped conv impl. Received: `impl={impl}`")
+        self.filters, self.groups, self.impl = filters, groups, impl
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels % self.groups or self.filters % self.groups:
+            raise ValueError(f"Channels must divide into groups. Received: `channels={channels}`, "
+                             f"`filters={self.filters}`, `groups={self.groups}`")
+        self.kernel = self.add_weight(name="kernel", shape=(1, 1, channels // self.groups, self.filters),
+                                      initializer="glorot_uniform")
+
+    def call(self, x):
+        if self.impl == "native":
+            import tensorflow as tf  # export path only
+
+            return tf.nn.conv2d(x, self.kernel, strides=1, padding="VALID")
+        inputs = ops.split(x, self.groups, axis=-1)
+        kernels = ops.split(self.kernel, self.groups, axis=-1)
+        return ops.concatenate([ops.conv(i, k) for i, k in zip(inputs, kernels)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups, "impl": self.impl}
+
+
+def _same_padding_taps(size: int) -> np.ndarray:
+    """Per output position, how many of the 3 taps of a stride-2 'same' window lie inside."""
+    out = -(-size // 2)
+    before = max((out - 1) * 2 + 3 - size, 0) // 2
+    starts = np.arange(out) * 2 - before
+    return np.array([sum(0 <= s + k < size for k in range(3)) for s in starts], dtype=np.float32)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ShortcutAvgPool(keras.layers.Layer):
+    """The stride-2 unit's shortcut: a 3x3, stride-2 average pool.
+
+    ``padding="keras"`` averages over the taps inside the image (Keras'
+    ``'same'``); ``padding="pytorch"`` pads one zero on every side and always
+    divides by 9 (PyTorch's ``count_include_pad``). ``impl="dwconv"`` writes
+    it as a depthwise conv with constant weights 1/9 and, for ``"keras"``, a
+    constant per-position multiply by 9 / (taps inside): the same numbers,
+    written with ops XNNPACK delegates in int8 (it does not take int8
+    ``AVERAGE_POOL_2D``).
+    """
+
+    def __init__(self, padding: str = "keras", impl: str = "avgpool", **kwargs):
+        super().__init__(**kwargs)
+        if padding not in ("keras", "pytorch") or impl not in ("avgpool", "dwconv"):
+            raise ValueError(f"Bad shortcut pool. Received: `padding={padding}`, `impl={impl}`")
+        self.padding, self.impl = padding, impl
+
+    def call(self, x):
+        if self.padding == "pytorch":
+            x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        keras_padding = "same" if self.padding == "keras" else "valid"
+        if self.impl == "avgpool":
+            return ops.average_pool(x, 3, 2, padding=keras_padding)
+        _, height, width, channels = x.shape
+        kernel = np.full((3, 3, channels, 1), 1.0 / 9.0, dtype=np.float32)
+        y = ops.depthwise_conv(x, kernel, strides=2, padding=keras_padding)
+        if self.padding == "pytorch":
+            return y
+        taps = np.outer(_same_padding_taps(height), _same_padding_taps(width))
+        return y * (9.0 / taps)[None, :, :, None]
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, -(-height // 2), -(-width // 2), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "impl": self.impl}

@@ -1,0 +1,263 @@
+"""The ShuffleNet v1 variant table: what a network computes, without Keras.
+
+Everything here is plain Python so that `edgeshuffle info`, the board-side
+tools and the reports can reason about a variant without TensorFlow.
+
+Channel rule (documented in the README): a stage's output channels are the
+paper's Table 1 figure for the group count times the scale, rounded to the
+nearest multiple of ``4 * groups`` (at least ``4 * groups``), so that the
+bottleneck (a quarter of the output) and both grouped 1x1 convs divide evenly.
+The stem width follows the paper's complexity figures (12 channels at 0.25x
+and 0.5x, 24 at 1x and 1.5x, 48 at 2x) rounded up to a multiple of the group
+count, so that the stride-2 branch of Stage 2 (output minus stem channels)
+divides into groups too. At 1x every paper figure is already such a multiple,
+so 1x is exactly the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Literal
+
+from edgeshuffle.errors import InvalidArgumentError
+
+GROUPS = (1, 2, 3, 4, 8)
+SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)
+STEMS = ("imagenet", "cifar")
+
+# Paper, Table 1: output channels of Stages 2, 3, 4 at 1x.
+PAPER_STAGE_CHANNELS = {
+    1: (144, 288, 576),
+    2: (200, 400, 800),
+    3: (240, 480, 960),
+    4: (272, 544, 1088),
+    8: (384, 768, 1536),
+}
+# Stem width per scale that reproduces the paper's complexity figures.
+PAPER_STEM_CHANNELS = {0.25: 12, 0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
+
+# megvii-model/ShuffleNet-Series (ShuffleNetV1/network.py): (stem, s2, s3, s4).
+OFFICIAL_CHANNELS = {
+    (3, 0.5): (12, 120, 240, 480),
+    (3, 1.0): (24, 240, 480, 960),
+    (3, 1.5): (24, 360, 720, 1440),
+    (3, 2.0): (48, 480, 960, 1920),
+    (8, 0.5): (16, 192, 384, 768),
+    (8, 1.0): (24, 384, 768, 1536),
+    (8, 1.5): (24, 576, 1152, 2304),
+    (8, 2.0): (48, 768, 1536, 3072),
+}
+
+# Units per stage: one stride-2 unit, then 3, 7, 3 stride-1 units.
+STAGE_REPEATS = (4, 8, 4)
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+CIFAR10_MEAN = (125.31, 122.95, 113.87)
+CIFAR10_STD = (62.99, 62.09, 66.70)
+
+
+def _require(condition: bool, message: str, name: str, value: Any) -> None:
+    if not condition:
+        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a raw RGB image becomes the model's input tensor.
+
+    ``resize_size`` is the shorter side the image is resized to before a
+    center crop of ``input_size``; equal sizes mean a plain resize. Pixels are
+    taken in ``channel_order`` on a 0-255 scale, then ``(x - mean) / std`` per
+    channel. Stored in every artifact so a board needs nothing else.
+    """
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        _require(self.input_size >= 1, "Input size must be positive.", "input_size", self.input_size)
+        _require(self.resize_size >= self.input_size, "Resize size must be at least the input size.",
+                 "resize_size", self.resize_size)
+        _require(len(self.mean) == 3 and len(self.std) == 3, "Mean and std need 3 values.",
+                 "mean", self.mean)
+        _require(all(s > 0 for s in self.std), "Std values must be positive.", "std", self.std)
+        _require(self.channel_order in ("RGB", "BGR"), "Channel order must be RGB or BGR.",
+                 "channel_order", self.channel_order)
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @classmethod
+    def imagenet(cls, input_size: int = 224) -> "Preprocessing":
+        return cls(input_size=input_size, resize_size=round(input_size / 0.875))
+
+    @classmethod
+    def cifar(cls, input_size: int = 32) -> "Preprocessing":
+        return cls(input_size=input_size, resize_size=input_size, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+
+    @classmethod
+    def official(cls, input_size: int = 224) -> "Preprocessing":
+        """megvii's evaluation: BGR, 0-255, no normalisation, resize 256, crop 224."""
+        return cls(input_size=input_size, resize_size=round(input_size / 0.875),
+                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="BGR")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a ShuffleNet v1 computes: the variant, its head and its conventions.
+
+    The defaults are the paper's network (arXiv:1707.01083). The ``official_*``
+    family of fields (channel table, shuffle order and position, padding,
+    BatchNorm epsilon, classifier bias) exists to reproduce megvii's released
+    checkpoints exactly; see :meth:`official`.
+    """
+
+    groups: int = 3
+    scale: float = 1.0
+    input_size: int = 224
+    classes: int = 1000
+    include_top: bool = True
+    stem: Literal["imagenet", "cifar"] = "imagenet"
+    channel_table: Literal["paper", "official"] = "paper"
+    shuffle_order: Literal["paper", "official"] = "paper"
+    shuffle_position: Literal["before_dw", "after_dw"] = "before_dw"
+    padding: Literal["keras", "pytorch"] = "keras"
+    bn_epsilon: float = 1e-3
+    classifier_bias: bool = True
+    class_names: tuple[str, ...] | None = None
+    preprocessing: Preprocessing | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.groups in GROUPS, f"Groups must be one of {GROUPS}.", "groups", self.groups)
+        _require(self.scale in SCALES, f"Scale must be one of {SCALES}.", "scale", self.scale)
+        _require(isinstance(self.input_size, int) and self.input_size >= 32 and self.input_size % 32 == 0,
+                 "Input size must be a multiple of 32, at least 32.", "input_size", self.input_size)
+        _require(isinstance(self.classes, int) and self.classes >= 1,
+                 "Classes must be at least 1.", "classes", self.classes)
+        _require(self.stem in STEMS, f"Stem must be one of {STEMS}.", "stem", self.stem)
+        _require(self.channel_table in ("paper", "official"), "Channel table must be paper or official.",
+                 "channel_table", self.channel_table)
+        if self.channel_table == "official":
+            _require((self.groups, self.scale) in OFFICIAL_CHANNELS,
+                     "The official channel table has g=3 and g=8 at 0.5x, 1.0x, 1.5x and 2.0x only.",
+                     "groups, scale", (self.groups, self.scale))
+        _require(self.shuffle_order in ("paper", "official"), "Shuffle order must be paper or official.",
+                 "shuffle_order", self.shuffle_order)
+        _require(self.shuffle_position in ("before_dw", "after_dw"),
+                 "Shuffle position must be before_dw or after_dw.", "shuffle_position", self.shuffle_position)
+        _require(self.padding in ("keras", "pytorch"), "Padding must be keras or pytorch.",
+                 "padding", self.padding)
+        _require(self.bn_epsilon > 0, "BatchNorm epsilon must be positive.", "bn_epsilon", self.bn_epsilon)
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
+            _require(len(self.class_names) == self.classes, "Need one class name per class.",
+                     "class_names", f"<{len(self.class_names)} names for {self.classes} classes>")
+        if self.preprocessing is None:
+            default = Preprocessing.cifar if self.stem == "cifar" else Preprocessing.imagenet
+            object.__setattr__(self, "preprocessing", default(self.input_size))
+        _require(self.preprocessing.input_size == self.input_size,
+                 "Preprocessing input size must match the model's.", "preprocessing.input_size",
+                 self.preprocessing.input_size)
+
+    @classmethod
+    def official(cls, groups: int = 3, scale: float = 1.0, input_size: int = 224,
+                 classes: int = 1000) -> "ModelSpec":
+        """The network of megvii-model/ShuffleNet-Series, whose checkpoints `import` reads."""
+        return cls(groups=groups, scale=scale, input_size=input_size, classes=classes,
+                   channel_table="official", shuffle_order="official", shuffle_position="after_dw",
+                   padding="pytorch", bn_epsilon=1e-5, classifier_bias=False,
+                   preprocessing=Preprocessing.official(input_size))
+
+    @property
+    def name(self) -> str:
+        suffix = "_cifar" if self.stem == "cifar" else ""
+        official = "_official" if self.channel_table == "official" else ""
+        return f"shufflenet_v1_g{self.groups}_{self.scale:g}x{suffix}{official}"
+
+    def channels(self) -> tuple[int, int, int, int]:
+        """(stem, stage 2, stage 3, stage 4) output channels."""
+        if self.channel_table == "official":
+            return OFFICIAL_CHANNELS[(self.groups, self.scale)]
+        unit = 4 * self.groups
+        stages = tuple(max(unit, unit * math.floor(c * self.scale / unit + 0.5))
+                       for c in PAPER_STAGE_CHANNELS[self.groups])
+        stem = self.groups * math.ceil(PAPER_STEM_CHANNELS[self.scale] / self.groups)
+        return (stem, *stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["class_names"] = list(self.class_names) if self.class_names is not None else None
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise InvalidArgumentError(f"Unknown model spec fields: {', '.join(unknown)}")
+        data = dict(data)
+        if data.get("preprocessing") is not None:
+            data["preprocessing"] = Preprocessing.from_dict(data["preprocessing"])
+        if data.get("class_names") is not None:
+            data["class_names"] = tuple(data["class_names"])
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphForm:
+    """How the network is written as a graph; every form computes the same function.
+
+    - ``batch``: a static batch size (None: dynamic).
+    - ``grouped_conv``: ``"split"`` (one conv per group and a concat; runs
+      everywhere and trains fast) or ``"native"`` (one grouped conv op, what
+      TFLite/XNNPACK and ONNX ``Conv(group=g)`` want).
+    - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape) or
+      ``"gather"`` (a constant-index gather on the channel axis).
+    - ``shortcut_pool``: ``"avgpool"`` (AveragePooling2D) or ``"dwconv"`` (a
+      depthwise conv with weights 1/9 and a constant per-position rescale,
+      which XNNPACK delegates in int8).
+    - ``relu``: ``"after_concat"`` (the paper's drawing) or ``"branch"``
+      (ReLU on the branch before the concat; exact because the pooled
+      shortcut of a ReLU output is never negative, and lets TFLite fuse it).
+    """
+
+    batch: int | None = None
+    grouped_conv: Literal["split", "native"] = "split"
+    shuffle: Literal["reshape", "gather"] = "reshape"
+    shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
+    relu: Literal["after_concat", "branch"] = "after_concat"
+
+    def __post_init__(self) -> None:
+        _require(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
+                 "Batch must be a positive integer or None.", "batch", self.batch)
+        _require(self.grouped_conv in ("split", "native"), "grouped_conv must be split or native.",
+                 "grouped_conv", self.grouped_conv)
+        _require(self.shuffle in ("reshape", "gather"), "shuffle must be reshape or gather.",
+                 "shuffle", self.shuffle)
+        _require(self.shortcut_pool in ("avgpool", "dwconv"), "shortcut_pool must be avgpool or dwconv.",
+                 "shortcut_pool", self.shortcut_pool)
+        _require(self.relu in ("after_concat", "branch"), "relu must be after_concat or branch.",
+                 "relu", self.relu)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GraphForm":
+        return cls(**data)

@@ -1,0 +1,85 @@
+"""The Keras builder: shuffle definition, rank, names, every variant builds, saves and loads."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from edgeshuffle.models.complexity import total_params  # noqa: E402
+from edgeshuffle.models.io import load_model, save_model  # noqa: E402
+from edgeshuffle.models.layers import ChannelShuffle  # noqa: E402
+from edgeshuffle.models.shufflenet import build_shufflenet  # noqa: E402
+from edgeshuffle.models.variants import GROUPS, SCALES, ModelSpec  # noqa: E402
+
+
+def paper_shuffle(x: np.ndarray, groups: int) -> np.ndarray:
+    """Zhang et al. Fig. 1(c), written directly: output channel j*g + i is input channel i*n + j."""
+    channels = x.shape[-1]
+    n = channels // groups
+    out = np.empty_like(x)
+    for i in range(groups):
+        for j in range(n):
+            out[..., j * groups + i] = x[..., i * n + j]
+    return out
+
+
+@pytest.mark.parametrize("groups,channels", [(2, 8), (3, 12), (3, 60), (4, 16), (8, 48), (8, 384)])
+@pytest.mark.parametrize("impl", ["reshape", "gather"])
+def test_channel_shuffle_is_the_papers(groups, channels, impl):
+    x = np.random.default_rng(0).normal(size=(2, 5, 3, channels)).astype("float32")
+    y = np.asarray(ChannelShuffle(groups, impl=impl)(x))
+    np.testing.assert_array_equal(y, paper_shuffle(x, groups))
+
+
+def test_official_shuffle_order_is_the_inverse():
+    x = np.random.default_rng(1).normal(size=(1, 2, 2, 24)).astype("float32")
+    official = np.asarray(ChannelShuffle(3, order="official")(x))
+    np.testing.assert_array_equal(paper_shuffle(official, 3), x)
+
+
+def _ranks(model):
+    for layer in model.layers:
+        outputs = layer.output if isinstance(layer.output, list) else [layer.output]
+        for tensor in outputs:
+            yield layer.name, len(tensor.shape)
+
+
+@pytest.mark.parametrize("groups", GROUPS)
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_variant_builds_runs_saves_and_loads(tmp_path, groups, scale):
+    spec = ModelSpec(groups=groups, scale=scale, input_size=32, classes=7)
+    model = build_shufflenet(spec)
+    assert model.count_params() == total_params(spec)
+    assert max(rank for _, rank in _ranks(model)) <= 4
+    x = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype("float32")
+    y = np.asarray(model(x))
+    assert y.shape == (2, 7) and np.isfinite(y).all()
+    save_model(model, tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    assert loaded.spec == spec
+    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+
+
+@pytest.mark.parametrize("groups", [1, 3, 8])
+def test_cifar_stem_and_headless(groups):
+    spec = ModelSpec(groups=groups, scale=0.5, input_size=32, classes=10, stem="cifar")
+    model = build_shufflenet(spec)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("stem_conv").strides == (1, 1)
+    assert "stem_pool" not in {layer.name for layer in model.layers}
+    headless = build_shufflenet(ModelSpec(groups=groups, scale=0.5, input_size=64, include_top=False))
+    assert headless.output_shape == (None, 2, 2, headless.spec.channels()[-1])
+
+
+def test_layer_names_are_stable_and_paper_shaped():
+    model = build_shufflenet(ModelSpec(groups=3, scale=0.5, input_size=64))
+    names = [layer.name for layer in model.layers]
+    unit = [n for n in names if n.startswith("stage3_unit2_")]
+    assert unit == [f"stage3_unit2_{role}" for role in
+                    ("gconv1", "bn1", "relu1", "shuffle", "dwconv", "bn2", "gconv2", "bn3", "add", "relu")]
+    assert "stage2_unit1_pool" in names and "stage2_unit1_concat" in names
+    assert isinstance(model.get_layer("stage2_unit1_gconv1"), keras.layers.Conv2D)  # not grouped
+    assert names[-1] == "logits"
+    # No ReLU right after any depthwise conv (paper, Sec. 3.2).
+    dw_next = [names[i + 2] for i, n in enumerate(names) if n.endswith("_dwconv")]
+    assert not any(n.endswith("relu") for n in dw_next)
