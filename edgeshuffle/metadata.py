@@ -1,0 +1,126 @@
+"""What every artifact carries about itself: the model spec, preprocessing and labels.
+
+TFLite: a flatbuffer ``metadata`` entry named ``edgeshuffle`` whose buffer
+holds UTF-8 JSON (the documented associated entry; the TFLite schema's own
+mechanism for named metadata). ONNX: ``metadata_props`` with the same JSON
+under ``edgeshuffle`` plus readable keys (``mean``, ``std``, ...). Reading
+needs neither TensorFlow nor the ``onnx`` package, so it works on a board.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeshuffle.errors import InputFileError
+from edgeshuffle.models.variants import ModelSpec, Preprocessing
+
+METADATA_NAME = "edgeshuffle"
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactMetadata:
+    """The JSON an artifact carries; ``precision`` is ``float32`` or ``int8``."""
+
+    spec: ModelSpec
+    precision: str = "float32"
+    form: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.spec.preprocessing
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        return self.spec.class_names
+
+    def to_json(self) -> str:
+        return json.dumps({"schema_version": self.schema_version, "precision": self.precision,
+                           "spec": self.spec.to_dict(), "form": self.form}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArtifactMetadata":
+        data = json.loads(text)
+        return cls(spec=ModelSpec.from_dict(data["spec"]), precision=data.get("precision", "float32"),
+                   form=data.get("form", {}), schema_version=data.get("schema_version", SCHEMA_VERSION))
+
+    def onnx_props(self) -> dict[str, str]:
+        """ONNX ``metadata_props``: the full JSON and the keys a person looks for."""
+        pre = self.preprocessing
+        props = {
+            METADATA_NAME: self.to_json(),
+            "input_size": str(pre.input_size), "resize_size": str(pre.resize_size),
+            "mean": json.dumps(list(pre.mean)), "std": json.dumps(list(pre.std)),
+            "channel_order": pre.channel_order, "layout": "NHWC", "precision": self.precision,
+        }
+        if self.class_names:
+            props["labels"] = json.dumps(list(self.class_names))
+        return props
+
+
+def tflite_with_metadata(model_bytes: bytes, metadata: ArtifactMetadata) -> bytes:
+    """Return the TFLite flatbuffer with an ``edgeshuffle`` metadata entry (replacing an old one)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    buffer = schema.BufferT()
+    buffer.data = list(metadata.to_json().encode("utf-8"))
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_tflite_metadata(path: Path) -> ArtifactMetadata | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytearray(Path(path).read_bytes())
+    try:
+        model = schema.Model.GetRootAsModel(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == METADATA_NAME.encode():
+                buffer = model.Buffers(entry.Buffer())
+                return ArtifactMetadata.from_json(bytes(buffer.DataAsNumpy()).decode("utf-8"))
+    except Exception as error:  # a corrupt flatbuffer raises anything from struct to IndexError
+        raise InputFileError(f"not a valid TFLite model: {path} ({error.__class__.__name__})") from None
+    return None
+
+
+def read_onnx_metadata(path: Path) -> ArtifactMetadata | None:
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped exceptions
+        raise InputFileError(f"not a valid ONNX model: {path} ({str(error).splitlines()[0]})") from None
+    props = session.get_modelmeta().custom_metadata_map
+    return ArtifactMetadata.from_json(props[METADATA_NAME]) if METADATA_NAME in props else None
+
+
+def read_metadata(path: Path) -> ArtifactMetadata | None:
+    """The metadata of a ``.tflite``, ``.onnx`` or ``.keras`` artifact; None if it carries none."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"no model file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return read_tflite_metadata(path)
+    if suffix == ".onnx":
+        return read_onnx_metadata(path)
+    if suffix == ".keras":
+        from edgeshuffle.models.io import load_model
+
+        model = load_model(path)
+        return ArtifactMetadata(spec=model.spec, form=model.form.to_dict())
+    raise InputFileError(f"not a .tflite, .onnx or .keras model: {path}")
