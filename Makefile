@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[convert,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[convert,dev,import]'
 	touch $(STAMP)
 
 demo: install
