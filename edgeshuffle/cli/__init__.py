@@ -30,9 +30,10 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
+    from edgeshuffle.cli.import_ import import_
     from edgeshuffle.cli.info import info
 
-    for command in (info,):
+    for command in (info, import_):
         main.add_command(command)
 
 
