@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,3 +56,159 @@ def compare(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None
         accuracy=accuracy,
         reference_accuracy=reference_accuracy,
     )
+
+
+# --- Image-set parity on the board: several artifacts against a reference ------------------------
+
+PARITY_SCHEMA = "edgeshuffle.parity"
+PARITY_SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParity:
+    """One artifact on an image set, compared with the reference artifact."""
+
+    model: str
+    label: str
+    runtime: str
+    precision: str | None
+    comparison: Comparison  # against the reference's logits (the reference against itself: exact)
+    is_reference: bool = False
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "label": self.label, "runtime": self.runtime, "precision": self.precision,
+                "is_reference": self.is_reference, **self.comparison.to_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityReport:
+    images: str
+    reference: str
+    evaluated: int  # images every model ran on
+    skipped: int  # images that failed to decode
+    labelled: bool  # class-subfolder layout: accuracy is reported
+    results: tuple[ModelParity, ...]
+    skipped_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"schema": PARITY_SCHEMA, "schema_version": PARITY_SCHEMA_VERSION, "images": self.images,
+                "reference": self.reference, "evaluated": self.evaluated, "skipped": self.skipped,
+                "skipped_files": list(self.skipped_files), "labelled": self.labelled,
+                "results": [r.to_dict() for r in self.results]}
+
+
+def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] | None, path) -> list[int]:
+    """Folder class index -> the model's class index: by name when the model names its classes."""
+    if not model_classes:
+        return list(range(len(folder_classes)))
+    index = {name: i for i, name in enumerate(model_classes)}
+    missing = [name for name in folder_classes if name not in index]
+    if missing:
+        from edgeshuffle.errors import InputFileError
+
+        raise InputFileError(f"class folder '{missing[0]}' is not one of the classes of {path}")
+    return [index[name] for name in folder_classes]
+
+
+def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
+                 limit: int | None = None, strict: bool = False, progress=None) -> ParityReport:
+    """Run every artifact on the images of ``images`` and compare each with ``reference``.
+
+    Each artifact is fed the images preprocessed by its *own* metadata
+    (``read_metadata(path).preprocessing``), so a board needs nothing but the
+    artifacts. The reference defaults to the first float32 model given (the
+    first model if none is float). A folder with one subfolder per class gives
+    labels and so accuracy; class folders are matched to the model's class
+    names when its metadata has them, else taken in sorted order.
+
+    Images that fail to decode are skipped and counted, or raise under ``strict``.
+    ``progress(done, total)`` is called as images are evaluated.
+
+    Raises:
+        InputFileError: a missing or invalid model, an artifact without metadata, no images.
+        InvalidArgumentError: ``limit`` below 1.
+    """
+    from pathlib import Path
+
+    from edgeshuffle.bench import _labels, check_image_input
+    from edgeshuffle.data.images import labelled_images, load_rgb, preprocess
+    from edgeshuffle.errors import InputFileError, InvalidArgumentError
+    from edgeshuffle.metadata import read_metadata
+    from edgeshuffle.runtime.base import open_runner
+
+    if limit is not None and limit < 1:
+        raise InvalidArgumentError(f"Limit must be at least 1. Received: `limit={limit}`")
+    paths = [Path(m) for m in models]
+    if reference is not None and not any(Path(reference).resolve() == p.resolve() for p in paths):
+        paths.insert(0, Path(reference))
+    if not paths:
+        raise InvalidArgumentError("Give at least one model. Received: `models=()`")
+    metadata = {}
+    for path in paths:
+        meta = read_metadata(path)
+        if meta is None:
+            raise InputFileError(f"{path} carries no edgeshuffle metadata (preprocessing), so parity cannot "
+                                 f"preprocess images for it")
+        metadata[path] = meta
+    if reference is None:
+        reference_path = next((p for p in paths if metadata[p].precision == "float32"), paths[0])
+    else:
+        reference_path = next(p for p in paths if p.resolve() == Path(reference).resolve())
+    image_set = labelled_images(Path(images))
+    if not image_set.paths:
+        raise InputFileError(f"no images (.jpg, .jpeg, .png, .bmp) under {images}")
+    chosen = image_set.paths[:limit] if limit else image_set.paths
+    labels = image_set.labels[:len(chosen)] if image_set.labels is not None else None
+
+    runners = [open_runner(p, runtime=runtime, threads=threads) for p in paths]
+    logits: list[list[np.ndarray]] = [[] for _ in paths]
+    kept_labels: list[int] = []
+    skipped: list[str] = []
+    try:
+        for runner in runners:
+            runner.activate()
+            check_image_input(runner.input_info(), runner.path)
+        for number, image_path in enumerate(chosen):
+            try:
+                image = load_rgb(image_path)
+            except InputFileError:
+                if strict:
+                    raise
+                skipped.append(str(image_path))
+                log.warning("skipping an image that does not decode: %s", image_path)
+                continue
+            cache: dict = {}
+            for i, (path, runner) in enumerate(zip(paths, runners)):
+                pre = metadata[path].preprocessing
+                if pre not in cache:
+                    cache[pre] = preprocess(image, pre)[None]
+                logits[i].append(runner.infer(cache[pre])[0])
+            if labels is not None:
+                kept_labels.append(labels[number])
+            if progress:
+                progress(number + 1, len(chosen))
+    finally:
+        for runner in runners:
+            if runner.active:
+                runner.deactivate()
+    if not logits[0]:
+        raise InputFileError(f"none of the {len(chosen)} images under {images} decodes")
+    ref_index = paths.index(reference_path)
+    ref_logits = np.stack(logits[ref_index])
+    labels_used = None
+    results = []
+    for i, (path, label) in enumerate(zip(paths, _labels(tuple(paths)))):
+        model_logits = np.stack(logits[i])
+        if model_logits.shape != ref_logits.shape:
+            raise InputFileError(f"{path} gives logits of shape {model_logits.shape[1:]}, the reference "
+                                 f"{reference_path} {ref_logits.shape[1:]}: not the same classifier")
+        if kept_labels:
+            mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
+            labels_used = np.asarray([mapping[k] for k in kept_labels])
+        results.append(ModelParity(model=str(path), label=label, runtime=runners[i].kind,
+                                   precision=metadata[path].precision,
+                                   comparison=compare(ref_logits, model_logits, labels_used),
+                                   is_reference=i == ref_index))
+    return ParityReport(images=str(images), reference=str(reference_path), evaluated=len(ref_logits),
+                        skipped=len(skipped), labelled=labels is not None, results=tuple(results),
+                        skipped_files=tuple(skipped[:20]))

@@ -73,6 +73,23 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def _run(self, feed: np.ndarray) -> np.ndarray: ...
 
+    def output_info(self) -> InputInfo | None:
+        """The model's (first) output, when the runtime says; same fields as :meth:`input_info`."""
+        return None
+
+    def describe(self) -> dict:
+        """What a report should say about how this runner runs its model (runtime, version, options)."""
+        return {"runtime": self.kind, "threads": self.threads}
+
+    def timed_call(self, feed: np.ndarray) -> float:
+        """Run once on an already-typed input; return the seconds of the compute call alone.
+
+        Runners override this to keep input copies and output conversion out
+        of the timed region (TFLite: ``invoke()`` only, like ``benchmark_model``).
+        """
+        self.run_raw(feed)
+        return self.last_inference_seconds
+
     def quantize_input(self, batch: np.ndarray) -> np.ndarray:
         info = self.input_info()
         if not info.quantized:
@@ -100,6 +117,30 @@ class Runner(abc.ABC):
                                for i in range(0, batch.shape[0], model_batch)])
 
 
+TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier at bytes 4..8 of every TFLite model
+
+
+def detect_kind(path: Path) -> str:
+    """``tflite``, ``onnx`` or ``keras`` from the suffix; a file without a known suffix is sniffed.
+
+    Raises:
+        InputFileError: the file is missing.
+    """
+    path = Path(path)
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix in ("tflite", "onnx", "keras"):
+        return suffix
+    if not path.is_file():
+        raise InputFileError(f"no model file at {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[4:8] == TFLITE_IDENTIFIER:
+        return "tflite"
+    if head[:2] == b"PK":
+        return "keras"
+    return "onnx" if head[:1] == b"\x08" else suffix  # ModelProto starts with ir_version (field 1, varint)
+
+
 def open_runner(path: Path, runtime: str = "auto", threads: int = 1, **options) -> Runner:
     """A runner for ``path`` chosen by its suffix (``.tflite``, ``.onnx``, ``.keras``) or ``runtime``."""
     from edgeshuffle.runtime.keras_runner import KerasRunner
@@ -108,7 +149,7 @@ def open_runner(path: Path, runtime: str = "auto", threads: int = 1, **options) 
 
     path = Path(path)
     kinds = {"tflite": TFLiteRunner, "onnx": OnnxRunner, "keras": KerasRunner}
-    kind = path.suffix.lstrip(".").lower() if runtime == "auto" else runtime
+    kind = detect_kind(path) if runtime == "auto" else runtime
     if kind not in kinds:
         raise InputFileError(f"not a .tflite, .onnx or .keras model: {path}")
     return kinds[kind](path, threads=threads, **options)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import time
+
 import numpy as np
 
-from edgeshuffle.errors import InputFileError
+from edgeshuffle.errors import InputFileError, InvalidArgumentError
 from edgeshuffle.runtime.base import InputInfo, Runner
 
 
@@ -18,6 +21,9 @@ class TFLiteRunner(Runner):
 
     def _activate(self) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        if self.threads < 1:
+            raise InvalidArgumentError(f"threads must be at least 1. Received: `threads={self.threads}`")
 
         resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
@@ -33,9 +39,7 @@ class TFLiteRunner(Runner):
         self.interpreter = None
 
     def input_info(self) -> InputInfo:
-        scale, zero_point = self._input["quantization"]
-        return InputInfo(self._input["name"], tuple(int(d) for d in self._input["shape"]),
-                         np.dtype(self._input["dtype"]).name, float(scale), int(zero_point))
+        return _info(self._input)
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._input["index"], feed)
@@ -45,3 +49,41 @@ class TFLiteRunner(Runner):
         if scale:
             return (out.astype(np.float32) - zero_point) * scale
         return out.astype(np.float32, copy=False)
+
+    def output_info(self) -> InputInfo:
+        return _info(self._output)
+
+    def tensor_details(self) -> tuple[list[InputInfo], list[InputInfo]]:
+        """Every input and output of the model."""
+        return ([_info(d) for d in self.interpreter.get_input_details()],
+                [_info(d) for d in self.interpreter.get_output_details()])
+
+    def ops_details(self) -> list[dict]:
+        """The interpreter's nodes, with one ``DELEGATE`` node per delegate partition."""
+        return self.interpreter._get_ops_details()
+
+    def delegation(self):
+        """The :class:`~edgeshuffle.runtime.delegation.DelegationReport` of this interpreter."""
+        from edgeshuffle.runtime.delegation import delegation_of
+
+        return delegation_of(self.ops_details())
+
+    def describe(self) -> dict:
+        try:
+            version = importlib.metadata.version("ai-edge-litert")
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        return {"runtime": self.kind, "runtime_version": version, "threads": self.threads,
+                "xnnpack": self.xnnpack}
+
+    def timed_call(self, feed: np.ndarray) -> float:
+        self.interpreter.set_tensor(self._input["index"], feed)
+        start = time.perf_counter()
+        self.interpreter.invoke()
+        return time.perf_counter() - start
+
+
+def _info(details: dict) -> InputInfo:
+    scale, zero_point = details["quantization"]
+    return InputInfo(details["name"], tuple(int(d) for d in details["shape"]), np.dtype(details["dtype"]).name,
+                     float(scale), int(zero_point))

@@ -1,0 +1,67 @@
+"""`edgeshuffle parity`: do the artifacts agree on real images? (LiteRT, onnxruntime; no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgeshuffle.cli.common import reports_errors
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), required=True,
+              help="A folder of images; one subfolder per class also gives accuracy.")
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="Compare against this model [default: the first float32 model given].")
+@click.option("--limit", type=int, default=None, help="Use only the first N images (sorted by path).")
+@click.option("--strict", is_flag=True, help="Fail on an image that does not decode instead of skipping it.")
+@click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the report (schema edgeshuffle.parity, version 1) here.")
+@reports_errors
+def parity(models, images, reference, limit, strict, runtime, json_path):
+    """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
+
+    Each artifact preprocesses the images as its own metadata says, so a
+    board checks an int8 model against its float original without Keras.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from edgeshuffle.parity import image_parity
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("images"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as bar:
+        task = bar.add_task("images", total=None)
+        report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    click.echo(render_parity(report))
+    if json_path is not None:
+        from edgeshuffle.atomic import write_text
+
+        write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
+
+
+def render_parity(report) -> str:
+    from edgeshuffle.cli.bench import render_table
+
+    headers = ["model", "runtime", "precision", "top-1 agree", "cosine", "max abs err"]
+    if report.labelled:
+        headers.append("accuracy")
+    rows = []
+    for r in report.results:
+        c = r.comparison
+        row = [r.label + (" (reference)" if r.is_reference else ""), r.runtime, r.precision or "?",
+               f"{100 * c.top1_agreement:.1f}%", f"{c.mean_cosine:.5f}", f"{c.max_abs_error:.4g}"]
+        if report.labelled:
+            row.append(f"{100 * c.accuracy:.1f}%")
+        rows.append(row)
+    title = f"parity on {report.evaluated} images of {report.images}"
+    if report.skipped:
+        title += f" ({report.skipped} skipped: not decodable)"
+    return render_table(title, headers, rows)
