@@ -42,15 +42,15 @@ def import_(checkpoint, groups, scale, input_size, classes, output, as_json):
     from edgeshuffle.models.io import save_model
     from edgeshuffle.models.official import import_official
     from edgeshuffle.report import render_table
+    from rich.console import Console
 
     if output.suffix != ".keras":
         raise InputFileError(f"model files must end in .keras: {output}")
     ensure_writable_dir(output.parent if str(output.parent) else Path("."))
-    with click.progressbar(length=2, label="import", file=click.get_text_stream("stderr")) as bar:
+    # A transient spinner on a terminal; nothing at all when stderr is not one.
+    with Console(stderr=True).status(f"importing {checkpoint.name}"):
         model, report = import_official(checkpoint, int(groups), float(scale), input_size, classes)
-        bar.update(1)
         save_model(model, output)
-        bar.update(1)
     summary = {**report.to_dict(), "output": str(output)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -164,10 +165,11 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error).lower():
-            raise InputFileError(f"refused {path}: it holds pickled Python objects other than tensors, "
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if found:
+            raise InputFileError(f"refused {path}: it holds pickled Python objects ({found.group(1)}), "
                                  "which safe loading (weights_only=True) does not run") from None
-        raise InputFileError(f"not a PyTorch checkpoint: {path} ({_first_line(error)})") from None
+        raise InputFileError(f"not a PyTorch checkpoint: {path}") from None
     except (EOFError, zipfile.BadZipFile) as error:
         raise InputFileError(f"truncated or corrupt checkpoint: {path} ({_first_line(error)})") from None
     except RuntimeError as error:
@@ -175,8 +177,8 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
         if "central directory" in message or "zip archive" in message or "unexpected EOF" in message:
             raise InputFileError(f"truncated or corrupt checkpoint: {path} ({message})") from None
         raise InputFileError(f"not a PyTorch checkpoint: {path} ({message})") from None
-    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError) as error:
-        raise InputFileError(f"not a PyTorch checkpoint: {path} ({_first_line(error)})") from None
+    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError):
+        raise InputFileError(f"not a PyTorch checkpoint: {path}") from None
     return _state_dict(obj, path, torch)
 
 
@@ -237,7 +239,7 @@ def check_checkpoint(state: Mapping[str, np.ndarray], spec: ModelSpec, source: s
     hint = ""
     guesses = matching_variants(state, spec.classes)
     if guesses:
-        hint = "; it is " + " or ".join(f"--groups {g} --scale {s:g}" for g, s in guesses)
+        hint = "; it fits " + " or ".join(f"--groups {g} --scale {s:g}" for g, s in guesses)
     raise CheckpointMismatchError(
         f"{source} does not fit {spec.name} (g={spec.groups} {spec.scale:g}x, {spec.classes} classes): "
         f"{_listing('missing', missing)}, {_listing('unexpected', unexpected)}, "
