@@ -1,0 +1,102 @@
+"""`edgeshuffle convert`: Keras to float TFLite and ONNX, gated on parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgeshuffle.cli.common import reports_errors, spec_from_options, variant_options
+
+
+def parity_rows(report) -> list[list[str]]:
+    """One row per artifact: the gate's numbers against the Keras reference."""
+    gate = report.parity
+    rows = []
+    for name, result in gate["comparisons"].items():
+        ok = (result["max_relative_error"] <= gate["max_relative_error"]
+              and result["top1_agreement"] >= gate["min_top1_agreement"])
+        rows.append([name, f"{result['max_abs_error']:.2e}", f"{result['max_relative_error']:.2e}",
+                     f"{100 * result['top1_agreement']:.1f}%", "PASSED" if ok else "FAILED"])
+    return rows
+
+
+def render_convert_report(report) -> str:
+    from edgeshuffle.report import render_table
+
+    gate = report.parity
+    lines = [render_table(f"parity vs Keras on {gate['inputs']} (gate: relative error <= "
+                          f"{gate['max_relative_error']:.0e}, top-1 agreement {gate['min_top1_agreement']:.0%})",
+                          ["artifact", "max |diff|", "relative", "top-1 agree", "gate"], parity_rows(report))]
+    xnnpack = report.tflite["xnnpack"]
+    lines.append(f"{report.files['tflite']}: {sum(report.tflite['op_histogram'].values())} ops, "
+                 f"{xnnpack['partitions']} XNNPACK partition(s), max tensor rank {report.tflite['max_tensor_rank']}, "
+                 f"forbidden ops: {', '.join(report.tflite['forbidden_ops']) or 'none'}")
+    lines.append(f"{report.files['onnx']}: opset {report.onnx['opset']}, "
+                 f"{sum(report.onnx['op_histogram'].values())} nodes, {report.onnx['transposes']} Transpose "
+                 f"(bound {report.onnx['max_transposes']})")
+    lines.append(f"{report.status.upper()}: wrote {', '.join(report.files.values())} to {report.output_dir}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("model_path", metavar="[MODEL.keras]", required=False,
+                type=click.Path(path_type=Path, dir_okay=False))
+@variant_options
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for model.keras, float32.tflite, float32.onnx and convert.json (created if missing).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Static batch size of both artifacts.")
+@click.option("--shuffle", type=click.Choice(["reshape", "gather"]), default="reshape", show_default=True,
+              help="Channel shuffle ops: rank-4 reshape/transpose (faster, one XNNPACK partition) or gather.")
+@click.option("--opset", type=click.IntRange(13, 18), default=17, show_default=True, help="ONNX opset.")
+@click.option("--images", type=click.Path(path_type=Path, file_okay=False),
+              help="Run the parity gate on images from this folder (default: seeded random inputs).")
+@click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Parity inputs: this many random tensors, or the first this many images of --images.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@reports_errors
+def convert(model_path, groups, scale, input_size, classes, stem, output_dir, batch, shuffle, opset, images,
+            samples, as_json):
+    """Convert a ShuffleNet to float TFLite and ONNX for edge boards, gated on parity with Keras.
+
+    MODEL.keras is a model saved by edgeshuffle (train, import, a previous
+    convert); without it a fresh model is built from the variant options.
+    Both artifacts use a static batch, carry their preprocessing and labels,
+    and are checked against Keras on the same inputs: max |logit difference|
+    relative to the largest |logit| at most 1e-4 and top-1 agreement 100%,
+    else exit 3 (the artifacts stay, marked failed in convert.json).
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgeshuffle.errors import ParityError
+    from edgeshuffle.export.convert import STEPS, ConvertConfig
+    from edgeshuffle.export.convert import convert as run_convert
+
+    config = ConvertConfig(batch=batch, shuffle=shuffle, opset=opset, images=images, samples=samples)
+    if model_path is not None:
+        from edgeshuffle.models.io import load_model
+
+        model = load_model(model_path)
+    else:
+        from edgeshuffle.models.shufflenet import build_shufflenet
+
+        model = build_shufflenet(spec_from_options(groups, scale, input_size, classes, stem))
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  transient=True, disable=as_json) as bar:
+        task = bar.add_task("convert", total=len(STEPS))
+
+        def advance(step: str) -> None:
+            bar.update(task, completed=STEPS.index(step), description=f"convert: {step}")
+
+        try:
+            report = run_convert(model, output_dir, config, progress=advance)
+        except ParityError as error:
+            report = getattr(error, "report", None)
+            if report is not None:
+                click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_convert_report(report))
+            raise
+        bar.update(task, completed=len(STEPS))
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_convert_report(report))
