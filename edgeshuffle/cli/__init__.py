@@ -32,10 +32,11 @@ def main(verbose: int) -> None:
 def _register() -> None:
     from edgeshuffle.cli.import_ import import_
     from edgeshuffle.cli.bench import bench
+    from edgeshuffle.cli.convert import convert
     from edgeshuffle.cli.info import info
     from edgeshuffle.cli.parity import parity
 
-    for command in (info, import_, bench, parity):
+    for command in (info, import_, bench, parity, convert):
         main.add_command(command)
 
 
