@@ -268,6 +268,27 @@ def test_import_matches_pytorch_1x_g3_224(tmp_path, real_image_paths):
     assert_matches_reference(model, net, real_image_paths)
 
 
+def test_imported_model_converts_and_its_artifacts_match_pytorch(small_checkpoints, real_image_paths, tmp_path):
+    """import -> convert: float TFLite and ONNX compute the official network, carry BGR 0-255, one partition."""
+    convert_module = pytest.importorskip("edgeshuffle.export.convert")
+    from edgeshuffle.metadata import read_metadata
+    from edgeshuffle.runtime import open_runner
+
+    net, path = small_checkpoints[8]
+    model, _ = import_official(path, 8, 0.5, input_size=64)
+    report = convert_module.convert(model, tmp_path / "out", convert_module.ConvertConfig(samples=2))
+    assert report.passed and report.tflite["xnnpack"]["partitions"] == 1
+    noise, real = model_inputs(model.spec, real_image_paths)
+    x = np.concatenate([noise, real])
+    want = torch_logits(net, x)
+    for name in ("float32.tflite", "float32.onnx"):
+        artifact = tmp_path / "out" / name
+        assert read_metadata(artifact).preprocessing == ModelSpec.official(8, 0.5, 64).preprocessing
+        with open_runner(artifact, threads=1) as runner:
+            error = relative_error(runner.infer(x), want)
+        assert error <= TOLERANCE, f"{name}: relative error {error:.2e}"
+
+
 # --------------------------------------------------------------------------------------------
 # Reading checkpoints.
 
