@@ -35,8 +35,10 @@ def _register() -> None:
     from edgeshuffle.cli.convert import convert
     from edgeshuffle.cli.info import info
     from edgeshuffle.cli.parity import parity
+    from edgeshuffle.cli.quantize import quantize
+    from edgeshuffle.cli.train import train
 
-    for command in (info, import_, bench, parity, convert):
+    for command in (info, import_, bench, parity, convert, quantize, train):
         main.add_command(command)
 
 
