@@ -61,7 +61,9 @@ _IGNORED_SUFFIX = ".num_batches_tracked"
 _CONV_TO_KERAS = (2, 3, 1, 0)  # (out, in/g, kh, kw) -> (kh, kw, in/g, out)
 _DEPTHWISE_TO_KERAS = (2, 3, 0, 1)  # (C, 1, kh, kw) -> (kh, kw, C, 1)
 _LINEAR_TO_KERAS = (1, 0)  # (classes, C) -> (C, classes)
-_LISTED = 4  # names shown per category in a one-line error
+_LISTED = 4
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a"  # pickle protocol 2, then the magic number as a LONG1  # names shown per category in a one-line error
 
 
 class CheckpointMismatchError(InputFileError):
@@ -141,11 +143,6 @@ def _torch():
     return torch
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
-
-
 def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
     """The float32 tensors of an official checkpoint by unprefixed key (``num_batches_tracked`` kept).
 
@@ -163,23 +160,36 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
         raise InputFileError(f"no checkpoint file at {path}")
     torch = _torch()
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as error:
+        raise InputFileError(f"cannot read {path}: {error.strerror}") from None
+    # torch.save writes a zip archive (torch >= 1.6) or, before that, a pickle that starts
+    # with the protocol-2 magic number: a failure to load either means a damaged file.
+    saved_by_torch = head.startswith((_ZIP_MAGIC, _LEGACY_MAGIC))
+    try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
         if found:
             raise InputFileError(f"refused {path}: it holds pickled Python objects ({found.group(1)}), "
                                  "which safe loading (weights_only=True) does not run") from None
-        raise InputFileError(f"not a PyTorch checkpoint: {path}") from None
-    except (EOFError, zipfile.BadZipFile) as error:
-        raise InputFileError(f"truncated or corrupt checkpoint: {path} ({_first_line(error)})") from None
-    except RuntimeError as error:
-        message = _first_line(error)
-        if "central directory" in message or "zip archive" in message or "unexpected EOF" in message:
-            raise InputFileError(f"truncated or corrupt checkpoint: {path} ({message})") from None
-        raise InputFileError(f"not a PyTorch checkpoint: {path} ({message})") from None
-    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError):
-        raise InputFileError(f"not a PyTorch checkpoint: {path}") from None
+        raise _load_error(path, saved_by_torch) from None
+    except Exception:  # torch raises many kinds (RuntimeError, OSError, EOFError, ...)
+        raise _load_error(path, saved_by_torch) from None
     return _state_dict(obj, path, torch)
+
+
+def _load_error(path: Path, saved_by_torch: bool) -> InputFileError:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+                return InputFileError(f"not a PyTorch checkpoint: {path} (a zip archive torch did not write)")
+    except (zipfile.BadZipFile, OSError):
+        pass
+    if saved_by_torch:
+        return InputFileError(f"truncated or corrupt checkpoint: {path}")
+    return InputFileError(f"not a PyTorch checkpoint: {path}")
 
 
 def _state_dict(obj: Any, path: Path, torch) -> dict[str, np.ndarray]:

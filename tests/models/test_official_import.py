@@ -15,6 +15,7 @@ import math
 import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +144,13 @@ def random_reference(groups, scale, input_size, classes, seed):
     return net.eval()
 
 
-def save_official(net, path, wrap=True, prefix="module."):
-    """The released layout: {'state_dict': {'module.' + key: tensor}} (or bare / unprefixed)."""
+def save_official(net, path, wrap=True, prefix="module.", legacy=False):
+    """The released layout: {'state_dict': {'module.' + key: tensor}} (or bare / unprefixed).
+
+    ``legacy``: torch's pre-1.6 (non-zip) serialization, which files released in 2019 may use.
+    """
     state = {prefix + k: v.clone() for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state} if wrap else state, path)
+    torch.save({"state_dict": state} if wrap else state, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 
@@ -298,8 +302,9 @@ def test_bare_and_unprefixed_state_dicts_read_the_same(small_checkpoints, tmp_pa
     bare = read_checkpoint(save_official(net, tmp_path / "bare.pth", wrap=False, prefix=""))
     wrapped_unprefixed = read_checkpoint(save_official(net, tmp_path / "plain.pth", prefix=""))
     bare_prefixed = read_checkpoint(save_official(net, tmp_path / "bp.pth", wrap=False))
+    legacy = read_checkpoint(save_official(net, tmp_path / "legacy.pth.tar", legacy=True))
     want = {k: v.numpy() for k, v in net.state_dict().items()}
-    for state in (official, bare, wrapped_unprefixed, bare_prefixed):
+    for state in (official, bare, wrapped_unprefixed, bare_prefixed, legacy):
         assert state.keys() == want.keys()
         for key in want:
             np.testing.assert_array_equal(state[key], want[key])
@@ -314,6 +319,7 @@ class _Payload:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickled_code_is_refused_not_run(small_checkpoints, tmp_path):
     net, _ = small_checkpoints[3]
     marker = tmp_path / "pwned"
@@ -387,10 +393,11 @@ def test_cli_wrong_variant_names_the_right_one(small_checkpoints, tmp_path):
     _assert_one_line_failure(result, "does not fit", "it fits --groups 8 --scale 0.5")
 
 
-def test_cli_truncated_checkpoint(small_checkpoints, tmp_path):
-    _, path = small_checkpoints[3]
-    data = path.read_bytes()
-    for fraction in (0.5, 0.98):
+@pytest.mark.parametrize("legacy", [False, True])
+def test_cli_truncated_checkpoint(small_checkpoints, tmp_path, legacy):
+    net, _ = small_checkpoints[3]
+    data = save_official(net, tmp_path / "full.pth.tar", legacy=legacy).read_bytes()
+    for fraction in (0.05, 0.5, 0.98):
         cut = tmp_path / f"cut{fraction}.pth.tar"
         cut.write_bytes(data[:int(len(data) * fraction)])
         result = _invoke(cut, "-g", "3", "-s", "0.5", "--input-size", "64", "-o", tmp_path / "m.keras")
@@ -407,10 +414,12 @@ def test_cli_not_a_checkpoint(kind, tmp_path):
     elif kind == "png":
         Image.new("RGB", (8, 8)).save(path, format="PNG")
         needle = "not a PyTorch checkpoint"
-    elif kind == "keras":  # a zip, but not torch's
-        build_shufflenet(ModelSpec(input_size=32, scale=0.25, classes=3)).save(tmp_path / "x.keras")
+    elif kind == "keras":  # a zip, but not torch's (a .keras file's layout)
         path = tmp_path / "x.keras"
-        needle = "PyTorch checkpoint"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("metadata.json", "{}")
+            archive.writestr("config.json", "{}")
+        needle = "not a PyTorch checkpoint"
     elif kind == "tensor":
         torch.save(torch.zeros(3), path)
         needle = "not a model checkpoint"
