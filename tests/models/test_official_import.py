@@ -189,7 +189,9 @@ def natural_images(folder: Path, count: int = 3) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def real_image_paths(tmp_path_factory):
-    shipped = find_images(REPO / "calibration") if (REPO / "calibration").is_dir() else []
+    """Three ImageNet images the repo ships for agreement checks, else generated ones."""
+    folder = REPO / "calibration" / "imagenet-val-agree-100"
+    shipped = find_images(folder) if folder.is_dir() else []
     return shipped[:3] if shipped else natural_images(tmp_path_factory.mktemp("images"))
 
 
