@@ -144,7 +144,8 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
                                  ("plain_int8", PLAIN_FORM, True)):
         graph = rebuild(model, GraphForm(**form))
         data = _tflite(graph, calibration if quantize else None)
-        metadata = ArtifactMetadata(spec=spec, precision="int8" if quantize else "float32", form=form)
+        metadata = ArtifactMetadata(spec=spec, precision="int8" if quantize else "float32",
+                                    form=GraphForm(**form).to_dict())
         made[name] = folder / f"{name}.tflite"
         made[name].write_bytes(tflite_with_metadata(data, metadata))
     for precision in ("float32", "int8"):
