@@ -57,6 +57,6 @@ def import_(checkpoint, groups, scale, input_size, classes, output, as_json):
         return
     rows = [["model", report.model], ["input", f"{input_size}x{input_size}x3, BGR 0-255"],
             ["classes", str(report.classes)], ["tensors assigned", str(report.tensors)],
-            ["ignored", f"{len(report.ignored)} num_batches_tracked"],
+            ["ignored", f"{report.ignored} num_batches_tracked"],
             ["parameters", f"{report.parameters:,}"], ["written", str(output)]]
     click.echo(render_table(f"imported {checkpoint}", ["", "value"], rows))

@@ -93,10 +93,10 @@ class ImportReport:
     classes: int
     tensors: int
     parameters: int
-    ignored: tuple[str, ...]
+    ignored: int  # num_batches_tracked tensors, which Keras does not keep
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "ignored": list(self.ignored)}
+        return dataclasses.asdict(self)
 
 
 def _conv_slot(key: str, shape: tuple[int, ...], layer: str, transpose=_CONV_TO_KERAS) -> TensorSlot:
@@ -326,9 +326,9 @@ def import_official(checkpoint: Path, groups: int, scale: float, input_size: int
     check_checkpoint(state, spec, str(checkpoint))
     model = build_shufflenet(spec)
     assigned = assign_official_weights(model, state, str(checkpoint))
-    ignored = tuple(sorted(k for k in state if k.endswith(_IGNORED_SUFFIX)))
+    ignored = sum(1 for k in state if k.endswith(_IGNORED_SUFFIX))
     logger.info("assigned %d tensors from %s to %s (ignored %d num_batches_tracked)",
-                assigned, checkpoint, spec.name, len(ignored))
+                assigned, checkpoint, spec.name, ignored)
     report = ImportReport(str(checkpoint), spec.name, groups, scale, input_size, classes, assigned,
                           model.count_params(), ignored)
     return model, report

@@ -370,6 +370,8 @@ def test_cli_import_writes_a_model_that_matches(small_checkpoints, real_image_pa
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["model"] == "shufflenet_v1_g8_0.5x_official" and data["classes"] == 10
+    counters = [k for k in net.state_dict() if k.endswith("num_batches_tracked")]
+    assert data["tensors"] == len(net.state_dict()) - len(counters) and data["ignored"] == len(counters)
     model = load_model(out)
     assert model.spec == ModelSpec.official(8, 0.5, 64, classes=10)
     assert_matches_reference(model, net, real_image_paths[:1])
