@@ -226,6 +226,34 @@ def sink_transpose_pairs(model) -> int:
             return rewritten
 
 
+def merge_reshape_chains(model) -> int:
+    """Replace ``Reshape(Reshape(x, s1), s2)`` by ``Reshape(x, s2)``; returns how many.
+
+    Exact: a reshape keeps the row-major order of the elements, so two in a
+    row equal one to the final shape. tf2onnx writes the layout transposes of
+    1x1 feature maps as reshapes, which leaves such chains around shuffles.
+    Only for constant ``s2`` without zeros (a zero copies a dimension of the
+    intermediate shape).
+    """
+    from onnx import helper
+
+    rewritten = 0
+    while True:
+        g = _Graph(model.graph)
+        for last in g.graph.node:
+            if last.op_type != "Reshape" or last.input[1] not in g.constants:
+                continue
+            first = g.produced_by(last.input[0], "Reshape")
+            if not first or 0 in g.constants[last.input[1]].tolist() or not g.only_consumer(first.output[0], last):
+                continue
+            new = helper.make_node("Reshape", [first.input[0], last.input[1]], [last.output[0]], name=last.name)
+            _replace(g, [first, last], [new])
+            rewritten += 1
+            break
+        else:
+            return rewritten
+
+
 def remove_unused(model) -> int:
     """Drop nodes and initializers nothing reads; returns how many nodes it dropped."""
     graph, dropped = model.graph, 0
@@ -265,6 +293,7 @@ class OnnxPass:
 ONNX_PASSES: tuple[OnnxPass, ...] = (
     OnnxPass("fold_shuffle_transposes", fold_shuffle_transposes),
     OnnxPass("sink_transpose_pairs", sink_transpose_pairs),
+    OnnxPass("merge_reshape_chains", merge_reshape_chains),
     OnnxPass("remove_unused", remove_unused),
 )
 

@@ -8,12 +8,16 @@ as one partition.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edgeshuffle.errors import ConversionError
+from edgeshuffle.errors import ConversionError, InvalidArgumentError, ParityError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,9 @@ def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") 
         for start in range(0, len(calibration) - batch + 1, batch):
             yield [calibration[start:start + batch]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(edge_model)
+    from edgeshuffle.export.tflite import frozen_concrete_function
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(edge_model)])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -87,3 +93,204 @@ def quantize_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, work_
         raise ConversionError(f"ONNX int8 quantization failed: {str(error).splitlines()[0]}") from None
     finally:
         prepared.unlink(missing_ok=True)
+
+
+# --- The quantize step: calibration, both int8 artifacts, the accuracy gate, quantize.json ------------
+
+INT8_TFLITE, INT8_ONNX, REPORT_FILE = "int8.tflite", "int8.onnx", "quantize.json"
+STEPS = ("calibration", "float", "tflite", "onnx", "parity", "layers")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeConfig:
+    """How to quantize and what to gate on.
+
+    ``max_drop`` is in accuracy points when the evaluation set is labelled,
+    else in percent of top-1 agreement with Keras.
+    """
+
+    calibration: Path
+    num_calibration: int = 200
+    io_type: str = "int8"
+    eval: Path | None = None
+    eval_limit: int | None = None
+    max_drop: float = 1.0
+    strict: bool = False
+    layer_report: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.io_type not in IO_TYPES:
+            raise InvalidArgumentError(f"Input/output type must be one of {IO_TYPES}. "
+                                       f"Received: `io={self.io_type}`")
+        if not isinstance(self.num_calibration, int) or self.num_calibration < 1:
+            raise InvalidArgumentError(f"Need at least one calibration image. "
+                                       f"Received: `num_calibration={self.num_calibration}`")
+        if not 0 <= self.max_drop <= 100:
+            raise InvalidArgumentError(f"Max drop must be within 0-100. Received: `max_drop={self.max_drop}`")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeReport:
+    """Everything ``quantize.json`` holds."""
+
+    status: str  # "passed", "failed" or "ungated" (no --eval)
+    reason: str | None
+    output_dir: str
+    files: dict[str, str]
+    config: dict[str, Any]
+    calibration: dict[str, Any]
+    parity: dict[str, Any] | None
+    tflite: dict[str, Any]
+    onnx: dict[str, Any]
+    sizes: dict[str, int]
+    layer_errors: list[dict[str, Any]] | None
+    versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _float_artifacts_match(output_dir: Path, spec) -> bool:
+    """Whether ``output_dir`` already holds the float artifacts of this very model (from convert)."""
+    from edgeshuffle.export.convert import ONNX_FILE, TFLITE_FILE
+    from edgeshuffle.metadata import read_metadata
+
+    files = [output_dir / TFLITE_FILE, output_dir / ONNX_FILE]
+    return all(f.is_file() and (m := read_metadata(f)) is not None and m.spec == spec for f in files)
+
+
+def _write_int8_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, metadata) -> None:
+    import onnx
+
+    from edgeshuffle.atomic import atomic_path
+
+    with atomic_path(target) as temporary:
+        quantize_onnx(float_onnx, calibration, temporary, target.parent)
+        proto = onnx.load(str(temporary))
+        del proto.metadata_props[:]
+        for key, value in metadata.onnx_props().items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(temporary))
+
+
+def _gate(parity, max_drop: float) -> list[str]:
+    """Accuracy drop (labelled) or agreement loss (unlabelled) of each artifact beyond ``max_drop``."""
+    failures = []
+    for result in parity.results:
+        if result.is_reference:
+            continue
+        c = result.comparison
+        if parity.labelled:
+            drop = 100 * (c.reference_accuracy - c.accuracy)
+            if drop > max_drop:
+                failures.append(f"{Path(result.model).name} accuracy {100 * c.accuracy:.2f}% is "
+                                f"{drop:.2f} points below Keras (max {max_drop:g})")
+        elif 100 * (1 - c.top1_agreement) > max_drop:
+            failures.append(f"{Path(result.model).name} top-1 agreement {100 * c.top1_agreement:.2f}% "
+                            f"(min {100 - max_drop:g}%)")
+    return failures
+
+
+def quantize(model, output_dir: Path, config: QuantizeConfig,
+             progress: Callable[[str, int, int], None] | None = None) -> QuantizeReport:
+    """Quantize a ShuffleNet to int8 TFLite and ONNX, calibrated on real images, gated on accuracy.
+
+    Writes ``int8.tflite``, ``int8.onnx`` and ``quantize.json`` into
+    ``output_dir`` (and the float artifacts and ``model.keras`` when it does
+    not hold this model's already), every file atomically. With
+    ``config.eval``, every artifact is compared with Keras on those images
+    and the step fails when an artifact loses more than ``config.max_drop``.
+
+    Args:
+        model: a :class:`~edgeshuffle.models.shufflenet.ShuffleNetV1`.
+        output_dir: created if missing.
+        config: :class:`QuantizeConfig`.
+        progress: ``progress(step, done, total)`` as the work advances.
+
+    Raises:
+        InputFileError: unusable calibration or evaluation folder, unwritable output folder.
+        ConversionError: a converter or the quantizer failed.
+        ParityError: the accuracy gate failed; artifacts and a ``failed`` report are written first.
+    """
+    from edgeshuffle.atomic import ensure_writable_dir, write_bytes, write_text
+    from edgeshuffle.data.sets import calibration_set
+    from edgeshuffle.export.convert import MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, tool_versions
+    from edgeshuffle.export.rewrites import edge_form, reference_form
+    from edgeshuffle.metadata import ArtifactMetadata, tflite_with_metadata
+    from edgeshuffle.models.io import save_model
+    from edgeshuffle.parity import image_parity
+    from edgeshuffle.runtime.delegation import xnnpack_delegation
+
+    step = progress or (lambda name, done, total: None)
+    output_dir = ensure_writable_dir(Path(output_dir))
+    reference = reference_form(model)
+    calibration = calibration_set(
+        config.calibration, reference.spec.preprocessing, config.num_calibration, seed=config.seed,
+        strict=config.strict, progress=lambda done: step("calibration", done, config.num_calibration))
+
+    step("float", 0, 1)
+    if not _float_artifacts_match(output_dir, reference.spec):
+        save_model(reference, output_dir / MODEL_FILE)
+        export_float(reference, output_dir)
+    elif not (output_dir / MODEL_FILE).is_file():
+        save_model(reference, output_dir / MODEL_FILE)
+
+    step("tflite", 0, 1)
+    edge = edge_form(reference)
+    metadata = ArtifactMetadata(spec=reference.spec, precision="int8", form=edge.form.to_dict())
+    write_bytes(output_dir / INT8_TFLITE,
+                tflite_with_metadata(quantize_tflite(edge, calibration.inputs, config.io_type), metadata))
+    delegation = xnnpack_delegation(output_dir / INT8_TFLITE)
+
+    step("onnx", 0, 1)
+    _write_int8_onnx(output_dir / ONNX_FILE, calibration.inputs, output_dir / INT8_ONNX, metadata)
+
+    parity, failures = None, []
+    if config.eval is not None:
+        artifacts = [output_dir / name for name in (TFLITE_FILE, INT8_TFLITE, ONNX_FILE, INT8_ONNX)]
+        parity = image_parity(artifacts, config.eval, reference=output_dir / MODEL_FILE, limit=config.eval_limit,
+                              strict=config.strict, progress=lambda done, total: step("parity", done, total))
+        failures = _gate(parity, config.max_drop)
+
+    errors = None
+    if config.layer_report:
+        step("layers", 0, 1)
+        from edgeshuffle.export.layer_error import layer_errors
+
+        executable = reference_form(edge)  # same layer names as the int8 graph, runnable by Keras
+        errors = [e.to_dict() for e in layer_errors(output_dir / INT8_TFLITE, executable, calibration.inputs[:8])]
+
+    from edgeshuffle.export.tflite import tflite_op_histogram
+    from edgeshuffle.runtime.onnx_graph import onnx_ops
+
+    files = {"keras": MODEL_FILE, "float32_tflite": TFLITE_FILE, "int8_tflite": INT8_TFLITE,
+             "float32_onnx": ONNX_FILE, "int8_onnx": INT8_ONNX, "report": REPORT_FILE}
+    report = QuantizeReport(
+        status="failed" if failures else ("passed" if parity is not None else "ungated"),
+        reason="; ".join(failures) or (None if parity is not None else "no --eval images: accuracy not gated"),
+        output_dir=str(output_dir),
+        files=files,
+        config=config.to_dict(),
+        calibration={"source": str(config.calibration), "images": len(calibration.inputs),
+                     "skipped": [str(p) for p, _ in calibration.skipped], "seed": config.seed,
+                     "files": [str(p.relative_to(config.calibration)) for p in calibration.paths]},
+        parity=None if parity is None else {**parity.to_dict(), "max_drop": config.max_drop},
+        tflite={"file": INT8_TFLITE, "io_type": config.io_type, "xnnpack": delegation.to_dict(),
+                "op_histogram": tflite_op_histogram(output_dir / INT8_TFLITE)},
+        onnx={"file": INT8_ONNX, "format": "QDQ", "weights": "int8 per-channel", "activations": "uint8",
+              "op_histogram": onnx_ops(output_dir / INT8_ONNX)[0]},
+        sizes={name: (output_dir / f).stat().st_size for name, f in files.items()
+               if name != "report" and (output_dir / f).is_file()},
+        layer_errors=errors,
+        versions=tool_versions(),
+    )
+    write_text(output_dir / REPORT_FILE, json.dumps(report.to_dict(), indent=2) + "\n")
+    if failures:
+        error = ParityError(f"accuracy gate failed: {failures[0]} (artifacts kept, see {output_dir / REPORT_FILE})")
+        error.report = report
+        raise error
+    return report

@@ -121,6 +121,8 @@ def edge_form(model, batch: int = 1, shuffle: str = DEFAULT_SHUFFLE):
         InvalidArgumentError: a bad ``batch`` or ``shuffle``.
         ConversionError: a rewrite failed (its name is in the message).
     """
+    if shuffle not in SHUFFLES:  # before any rebuild
+        raise InvalidArgumentError(f"Shuffle must be one of {SHUFFLES}. Received: `shuffle={shuffle}`")
     for rewrite in EDGE_REWRITES:
         try:
             model = rewrite.apply(model, batch, shuffle)

@@ -53,13 +53,28 @@ def float_tflite_bytes(model) -> bytes:
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(model)])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    function = frozen_concrete_function(model)
+    absl_logger = logging.getLogger("absl")
+    quiet = _DropMessage("trackable_obj")  # frozen on purpose: no variables left to track
+    absl_logger.addFilter(quiet)
     try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter.convert()
     except Exception as error:  # the converter raises ConverterError and plain exceptions alike
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConversionError(f"TFLite conversion failed: {first_line}") from error
+    finally:
+        absl_logger.removeFilter(quiet)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def tflite_op_histogram(path: Path) -> dict[str, int]:
