@@ -61,9 +61,9 @@ _IGNORED_SUFFIX = ".num_batches_tracked"
 _CONV_TO_KERAS = (2, 3, 1, 0)  # (out, in/g, kh, kw) -> (kh, kw, in/g, out)
 _DEPTHWISE_TO_KERAS = (2, 3, 0, 1)  # (C, 1, kh, kw) -> (kh, kw, C, 1)
 _LINEAR_TO_KERAS = (1, 0)  # (classes, C) -> (C, classes)
-_LISTED = 4
+_LISTED = 4  # names shown per category in a one-line error
 _ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80\x02\x8a"  # pickle protocol 2, then the magic number as a LONG1  # names shown per category in a one-line error
+_LEGACY_MAGIC = b"\x80\x02\x8a"  # pickle protocol 2, then the magic number as a LONG1
 
 
 class CheckpointMismatchError(InputFileError):
@@ -244,7 +244,7 @@ def check_checkpoint(state: Mapping[str, np.ndarray], spec: ModelSpec, source: s
         return
     if not any(k.startswith(("first_conv.", "features.", "classifier.")) for k in state):
         raise CheckpointMismatchError(f"not a ShuffleNet v1 checkpoint: {source} has none of the official "
-                                      f"tensors ({_listing('tensors', sorted(state, key=_natural))})")
+                                      f"tensors; it holds {_listing('tensors', sorted(state, key=_natural))}")
     shapes = [f"{k} {tuple(state[k].shape)} vs {layout[k].shape}" for k in misshaped]
     hint = ""
     guesses = matching_variants(state, spec.classes)
