@@ -74,7 +74,13 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
     from edgeshuffle.export.convert import STEPS, ConvertConfig
     from edgeshuffle.export.convert import convert as run_convert
 
+    from edgeshuffle.atomic import ensure_writable_dir
+    from edgeshuffle.data import find_images
+
     config = ConvertConfig(batch=batch, shuffle=shuffle, opset=opset, images=images, samples=samples)
+    ensure_writable_dir(output_dir)  # fail before the slow part
+    if images is not None:
+        find_images(images)
     if model_path is not None:
         from edgeshuffle.models.io import load_model
 
