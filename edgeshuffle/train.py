@@ -227,7 +227,7 @@ def _restore_optimizer(optimizer, model, path: Path) -> None:
 # ---------------------------------------------------------------- training
 
 
-def _compile(model, config: TrainConfig, steps_per_epoch: int):
+def _compile(model, config: TrainConfig, steps_per_epoch: int, jit_compile: bool = False):
     import keras
 
     total = config.epochs * steps_per_epoch
@@ -244,7 +244,7 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int):
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                             label_smoothing=config.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                  jit_compile=False)
+                  jit_compile=jit_compile)
     return optimizer
 
 
@@ -268,6 +268,50 @@ def predict_top1(model, inputs: np.ndarray, batch_size: int = 500) -> np.ndarray
         logits = model(inputs[start:start + batch_size], training=False)
         predictions.append(np.argmax(np.asarray(logits), axis=-1))
     return np.concatenate(predictions) if predictions else np.zeros((0,), dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedResult:
+    model: str
+    batch_size: int
+    warmup_steps: int
+    steps: int
+    seconds: float
+    jit_compile: bool
+
+    @property
+    def images_per_second(self) -> float:
+        return self.steps * self.batch_size / self.seconds
+
+
+def measure_training_speed(spec: ModelSpec, batch_size: int = 128, warmup_steps: int = 5, steps: int = 20,
+                           jit_compile: bool = False, seed: int = 0) -> SpeedResult:
+    """Steady-state training throughput of :func:`train`'s own step (augmentation included).
+
+    Random inputs (throughput does not depend on pixel values); the first
+    ``warmup_steps`` (graph tracing, allocator warm-up) are not timed.
+    """
+    from edgeshuffle.models.shufflenet import build_shufflenet
+
+    config = TrainConfig(epochs=2, batch_size=batch_size, seed=seed)
+    rng = np.random.default_rng(seed)
+    size = spec.input_size
+    inputs = rng.normal(size=(batch_size * 4, size, size, 3)).astype(np.float32)
+    labels = np.eye(spec.classes, dtype=np.float32)[rng.integers(0, spec.classes, len(inputs))]
+    model = build_shufflenet(spec)
+    _compile(model, config, steps_per_epoch=100, jit_compile=jit_compile)
+    pad = max(1, size // 8)
+
+    def step(i: int) -> None:
+        index = np.arange(i % 4 * batch_size, (i % 4 + 1) * batch_size)
+        model.train_on_batch(augment_batch(inputs[index], rng, pad), labels[index])
+
+    for i in range(warmup_steps):
+        step(i)
+    started = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return SpeedResult(spec.name, batch_size, warmup_steps, steps, time.perf_counter() - started, jit_compile)
 
 
 def _check_spec(spec: ModelSpec, data: ClassFolder) -> ModelSpec:
@@ -305,11 +349,6 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         InvalidArgumentError: a bad config, or classes that differ between
             the training and validation folders.
     """
-    import keras
-
-    from edgeshuffle.models.io import load_model, save_model
-    from edgeshuffle.models.shufflenet import build_shufflenet
-
     listener = listener or TrainingListener()
     output = Path(output)
     if output.suffix != ".keras":
@@ -336,32 +375,42 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
             raise InvalidArgumentError(f"A resumed run keeps its recipe; these differ from the checkpoint's: "
                                        f"{', '.join(changed)}. Received: `resume=True`")
         config = stored
-        model = load_model(checkpoint / "model.keras")
-        if model.spec.class_names != spec.class_names:
+        stored_spec = ModelSpec.from_dict(state["spec"])
+        if stored_spec.class_names != spec.class_names:
             raise InputFileError(f"checkpoint {checkpoint} was trained on other classes: "
-                                 f"{', '.join(model.spec.class_names or ())}")
-        spec = model.spec
+                                 f"{', '.join(stored_spec.class_names or ())}")
+        spec = stored_spec
         start_epoch = int(state["epoch"])
         history = [EpochRecord(**r) for r in state["history"]]
-        log.info("resuming from %s (epoch %d of %d)", checkpoint, start_epoch, config.epochs)
     else:
         if checkpoint is not None:
             raise InputFileError(f"checkpoints already exist in {checkpoint_dir}; pass --resume to continue "
                                  "that run, or remove them to start over")
         config = config or TrainConfig()
-        keras.utils.set_random_seed(config.seed)
-        model = build_shufflenet(spec)
-        _zero_init_residual_gammas(model)
 
+    # Every image is decoded before any model work, so an unreadable one fails fast.
     x_train, y_train = load_class_folder(train_folder, spec.preprocessing,
                                          lambda d, t: listener.loading("train", d, t))
     if val_folder is not None:
         x_val, y_val = load_class_folder(val_folder, spec.preprocessing,
                                          lambda d, t: listener.loading("val", d, t))
-    steps = len(epoch_batches(len(x_train), config.batch_size, config.seed, 0, config.max_steps_per_epoch))
-    optimizer = _compile(model, config, steps)
+    import keras
+
+    from edgeshuffle.models.io import load_model, save_model
+    from edgeshuffle.models.shufflenet import build_shufflenet
+
     if resume:
-        _restore_optimizer(optimizer, model, checkpoint / "optimizer.npz")
+        model = load_model(checkpoint / "model.keras")
+        log.info("resuming from %s (epoch %d of %d)", checkpoint, start_epoch, config.epochs)
+    else:
+        keras.utils.set_random_seed(config.seed)
+        model = build_shufflenet(spec)
+        _zero_init_residual_gammas(model)
+    steps = len(epoch_batches(len(x_train), config.batch_size, config.seed, 0, config.max_steps_per_epoch))
+    if start_epoch < config.epochs:
+        optimizer = _compile(model, config, steps)
+        if resume:
+            _restore_optimizer(optimizer, model, checkpoint / "optimizer.npz")
 
     pad = max(1, spec.input_size // 8)
     eye = np.eye(spec.classes, dtype=np.float32)
