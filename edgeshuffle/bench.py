@@ -186,7 +186,7 @@ class BenchReport:
         }
 
 
-def _labels(paths: tuple[Path, ...]) -> list[str]:
+def short_labels(paths: tuple[Path, ...]) -> list[str]:
     """The shortest path suffix that tells the models apart (file name, then parent/name, ...)."""
     depth = 1
     while True:
@@ -332,7 +332,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
     images, skipped = (None, 0)
     if config.inputs is not None:
         images, skipped = load_input_images(config.inputs, config.input_samples)
-    labels = _labels(config.models)
+    labels = short_labels(config.models)
     precisions = {m: _precision(m) for m in config.models}
     results: list[ModelResult] = []
     for threads in config.threads:

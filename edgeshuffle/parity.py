@@ -130,7 +130,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     """
     from pathlib import Path
 
-    from edgeshuffle.bench import _labels, check_image_input
+    from edgeshuffle.bench import check_image_input, short_labels
     from edgeshuffle.data.images import labelled_images, load_rgb, preprocess
     from edgeshuffle.errors import InputFileError, InvalidArgumentError
     from edgeshuffle.metadata import read_metadata
@@ -196,15 +196,15 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     ref_index = paths.index(reference_path)
     ref_logits = np.stack(logits[ref_index])
     labels_used = None
+    if kept_labels:
+        mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
+        labels_used = np.asarray([mapping[k] for k in kept_labels])
     results = []
-    for i, (path, label) in enumerate(zip(paths, _labels(tuple(paths)))):
+    for i, (path, label) in enumerate(zip(paths, short_labels(tuple(paths)))):
         model_logits = np.stack(logits[i])
         if model_logits.shape != ref_logits.shape:
             raise InputFileError(f"{path} gives logits of shape {model_logits.shape[1:]}, the reference "
                                  f"{reference_path} {ref_logits.shape[1:]}: not the same classifier")
-        if kept_labels:
-            mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
-            labels_used = np.asarray([mapping[k] for k in kept_labels])
         results.append(ModelParity(model=str(path), label=label, runtime=runners[i].kind,
                                    precision=metadata[path].precision,
                                    comparison=compare(ref_logits, model_logits, labels_used),
