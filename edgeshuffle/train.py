@@ -277,11 +277,17 @@ class SpeedResult:
     warmup_steps: int
     steps: int
     seconds: float
+    cpu_seconds: float  # CPU time of this process (all threads) over the timed steps
     jit_compile: bool
 
     @property
     def images_per_second(self) -> float:
         return self.steps * self.batch_size / self.seconds
+
+    @property
+    def images_per_cpu_second(self) -> float:
+        """Throughput per core-second used: on a loaded machine, the figure the load does not hide."""
+        return self.steps * self.batch_size / self.cpu_seconds
 
 
 def measure_training_speed(spec: ModelSpec, batch_size: int = 128, warmup_steps: int = 5, steps: int = 20,
@@ -308,10 +314,11 @@ def measure_training_speed(spec: ModelSpec, batch_size: int = 128, warmup_steps:
 
     for i in range(warmup_steps):
         step(i)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(steps):
         step(i)
-    return SpeedResult(spec.name, batch_size, warmup_steps, steps, time.perf_counter() - started, jit_compile)
+    return SpeedResult(spec.name, batch_size, warmup_steps, steps, time.perf_counter() - started,
+                       time.process_time() - cpu_started, jit_compile)
 
 
 def _check_spec(spec: ModelSpec, data: ClassFolder) -> ModelSpec:
