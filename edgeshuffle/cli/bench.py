@@ -10,6 +10,21 @@ import click
 from edgeshuffle.cli.common import reports_errors
 
 
+def check_json_target(path: Path | None) -> None:
+    """Fail before the work, not after it, when the --json file cannot be written."""
+    import os
+
+    from edgeshuffle.errors import InputFileError
+
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputFileError(f"cannot write --json {path}: {folder} is not a writable folder")
+    if Path(path).is_dir():
+        raise InputFileError(f"cannot write --json {path}: it is a folder")
+
+
 def parse_threads(text: str) -> tuple[int, ...]:
     from edgeshuffle.errors import InvalidArgumentError
 
@@ -52,6 +67,7 @@ def bench(models, threads, runs, warmup, min_seconds, runtime, no_xnnpack, input
     """
     from edgeshuffle.bench import BenchConfig
 
+    check_json_target(json_path)
     config = BenchConfig(models=tuple(models), threads=parse_threads(threads), runs=runs, warmup=warmup,
                          min_seconds=min_seconds, runtime=runtime, xnnpack=not no_xnnpack, inputs=inputs,
                          baseline=baseline, seed=seed)

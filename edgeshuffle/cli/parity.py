@@ -31,8 +31,10 @@ def parity(models, images, reference, limit, strict, runtime, json_path):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from edgeshuffle.cli.bench import check_json_target
     from edgeshuffle.parity import image_parity
 
+    check_json_target(json_path)
     console = Console(stderr=True)
     with Progress(TextColumn("images"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
                   disable=not console.is_terminal) as bar:

@@ -101,9 +101,10 @@ def test_parity_strict_fails_on_an_undecodable_image(artifacts):
     (["--images", "{images}", "--limit", "0"], "limit=0", 2),
     (["--images", "{images}", "--reference", "{random.tflite}"], "not a valid TFLite model", 1),
     (["--images", "{images}", "--reference", "{onnx_vector}"], "carries no edgeshuffle metadata", 1),
+    (["--images", "{images}", "--json", "{missing}"], "not a writable folder", 1),
 ])
 def test_parity_errors_are_one_line(artifacts, tmp_path, extra, culprit, code):
-    paths = {**{k: str(v) for k, v in artifacts.items()}, "missing": str(tmp_path / "nope")}
+    paths = {**{k: str(v) for k, v in artifacts.items()}, "missing": str(tmp_path / "nope" / "x.json")}
     extra = [paths[a[1:-1]] if a.startswith("{") else a for a in extra]
     result = CliRunner().invoke(main, ["parity", str(artifacts["edge_int8"]), *extra])
     assert result.exit_code == code, result.output
