@@ -57,9 +57,20 @@ def keras_groups_model(model):
 
 
 def plain_tflite(model) -> bytes:
+    import contextlib
+    import io
+
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras' export prints every captured variable
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def histogram_diff(ops: dict[str, int], reference: dict[str, int]) -> str:
+    """Ops whose counts differ from the reference graph's, as ``NAME ref->this``."""
+    names = sorted(set(ops) | set(reference))
+    diff = [f"{n} {reference.get(n, 0)}->{ops.get(n, 0)}" for n in names if ops.get(n, 0) != reference.get(n, 0)]
+    return ", ".join(diff) or "same ops"
 
 
 def main() -> None:
@@ -72,7 +83,7 @@ def main() -> None:
     import numpy as np
 
     from edgeshuffle.export.rewrites import edge_form
-    from edgeshuffle.export.tflite import float_tflite_bytes
+    from edgeshuffle.export.tflite import float_tflite_bytes, tflite_op_histogram
     from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
     from edgeshuffle.models.variants import GraphForm, ModelSpec
     from edgeshuffle.runtime import TFLiteRunner
@@ -87,7 +98,7 @@ def main() -> None:
         "plain/keras-groups": lambda: plain_tflite(keras_groups_model(model)),
     }
     folder = Path(tempfile.mkdtemp(prefix="bench_convert_"))
-    paths, notes = {}, {}
+    paths, notes, histograms = {}, {}, {}
     for name, build in builders.items():
         start = time.perf_counter()
         try:
@@ -99,8 +110,10 @@ def main() -> None:
         paths[name] = folder / f"{name.replace('/', '_')}.tflite"
         paths[name].write_bytes(data)
         report = xnnpack_delegation(paths[name])
+        histograms[name] = tflite_op_histogram(paths[name])
+        diff = histogram_diff(histograms[name], histograms.get("rewritten/reshape", histograms[name]))
         notes[name] = (f"{report.partitions} XNNPACK partition(s), {report.nodes} ops, not delegated: "
-                       f"{report.undelegated_ops or 'none'}")
+                       f"{report.undelegated_ops or 'none'}; vs rewritten/reshape: {diff}")
         print(f"{name}: converted in {time.perf_counter() - start:.0f} s; {notes[name]}", flush=True)
 
     x = np.random.default_rng(0).standard_normal((1, args.size, args.size, 3), dtype=np.float32)

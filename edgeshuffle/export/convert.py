@@ -144,7 +144,11 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
 
 
 def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
-    """The gate's inputs: preprocessed images from ``config.images``, else seeded N(0, 1) tensors.
+    """The gate's inputs: preprocessed images from ``config.images``, else seeded random-pixel images.
+
+    Random pixels go through the model's own normalisation, so the inputs
+    have the range the model expects (about -2..2 for ImageNet mean/std, 0-255
+    for the official BGR preprocessing).
 
     Returns the float32 NHWC batch (a multiple of ``config.batch`` samples)
     and a description of where it came from.
@@ -164,8 +168,10 @@ def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
         batch = np.stack([preprocess(load_rgb(p), spec.preprocessing) for p in paths])
         return batch, f"{len(set(paths))} images from {config.images}"
     rng = np.random.default_rng(config.seed)
-    shape = (count, spec.input_size, spec.input_size, 3)
-    return rng.standard_normal(shape, dtype=np.float32), f"{count} random N(0,1) inputs, seed {config.seed}"
+    pre = spec.preprocessing
+    pixels = rng.uniform(0.0, 255.0, (count, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    batch = (pixels - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    return batch.astype(np.float32), f"{count} random-pixel images, seed {config.seed}"
 
 
 def parity_gate(reference_model, artifacts: dict[str, Path], inputs: np.ndarray) -> dict[str, Any]:

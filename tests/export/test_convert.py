@@ -148,7 +148,7 @@ def test_convert_small_variants(tmp_path, spec, batch):
     saved = json.loads((out / "convert.json").read_text())
     assert saved["status"] == "passed" == report.status
     assert set(saved["parity"]["comparisons"]) == {"tflite", "onnx"}
-    assert saved["parity"]["inputs"].startswith("2 images" if images else "2 random")
+    assert saved["parity"]["inputs"].startswith("2 images" if images else "2 random-pixel images")
     assert saved["tflite"]["xnnpack"]["partitions"] == 1 and "tensorflow" in saved["versions"]
 
 
