@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgeshuffle.cli.common import reports_errors, spec_from_options, variant_options
+from edgeshuffle.errors import InvalidArgumentError
 
 
 @click.command()
@@ -30,6 +31,13 @@ def info(model, groups, scale, input_size, classes, stem, as_json):
 
     if model is not None:
         from edgeshuffle.runtime.artifact import artifact_info
+
+        context = click.get_current_context()
+        given = [name for name in ("groups", "scale", "input_size", "classes", "stem")
+                 if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InvalidArgumentError(f"variant options describe a model to build, not an artifact: drop "
+                                       f"--{given[0].replace('_', '-')} with MODEL. Received: `model={model}`")
 
         summary = artifact_info(model)
         click.echo(json.dumps(summary, indent=2) if as_json else render_artifact(summary))

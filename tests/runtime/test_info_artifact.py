@@ -69,3 +69,9 @@ def test_info_bad_artifacts(artifacts, tmp_path, key, culprit):
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 1 and culprit in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_info_refuses_variant_options_with_an_artifact(artifacts):
+    result = CliRunner().invoke(main, ["info", str(artifacts["edge_int8"]), "--groups", "8"])
+    assert result.exit_code == 2 and "--groups" in result.output
+    assert len(result.output.strip().splitlines()) == 1
