@@ -329,6 +329,10 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
     from edgeshuffle.machine import machine_info
 
     machine = machine_info()
+    for threads in config.threads:
+        if threads > machine.usable_cores:
+            log.warning("%d threads on %d usable cores: the threads will share cores", threads,
+                        machine.usable_cores)
     images, skipped = (None, 0)
     if config.inputs is not None:
         images, skipped = load_input_images(config.inputs, config.input_samples)
