@@ -62,7 +62,8 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
     """Convert a ShuffleNet to float TFLite and ONNX for edge boards, gated on parity with Keras.
 
     MODEL.keras is a model saved by edgeshuffle (train, import, a previous
-    convert); without it a fresh model is built from the variant options.
+    convert); without it a fresh model is built from the variant options
+    (which are ignored when MODEL.keras is given: the file carries its spec).
     Both artifacts use a static batch, carry their preprocessing and labels,
     and are checked against Keras on the same inputs: max |logit difference|
     relative to the largest |logit| at most 1e-4 and top-1 agreement 100%,

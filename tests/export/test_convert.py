@@ -221,7 +221,8 @@ def _non_shufflenet(path):
     (lambda tmp: ["--input-size", "100"], "input_size=100", 2),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "--images", str(tmp / "nope")], "nope", 1),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "-o", str(tmp / "junk.keras" / "sub")], "junk.keras", 1),
-])
+], ids=["missing", "not-a-zip", "not-shufflenet", "shuffle", "batch", "opset", "groups", "input-size",
+        "no-images", "unwritable-output"])
 def test_cli_errors_are_one_line(tmp_path, make_args, culprit, code):
     (tmp_path / "junk.keras").write_text("not a zip")
     args = make_args(tmp_path)
