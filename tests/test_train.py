@@ -237,3 +237,26 @@ def test_cli_resume_of_a_finished_run_and_changed_recipe(uninterrupted, data):
         np.testing.assert_array_equal(a, b)
     result = _run(args + ["--epochs", "5"])
     assert result.exit_code == 2 and "epochs" in result.output
+
+
+def test_bad_folders_are_refused_without_tensorflow(tmp_path):
+    """Folder checks and image decoding are in edgeshuffle.data (board-safe): no TensorFlow import."""
+    import subprocess
+    import sys
+
+    (tmp_path / "flat").mkdir()
+    script = (
+        "import sys\n"
+        "class Blocker:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ImportError(name + ' is blocked')\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "import edgeshuffle.data.folders\n"
+        "from edgeshuffle.cli import main\n"
+        f"main(['train', '--data', {str(tmp_path / 'flat')!r}, '--output', {str(tmp_path / 'm.keras')!r}])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: no class subfolders in {tmp_path / 'flat'} "
+                                                "(expected one subfolder of images per class)"]
