@@ -37,6 +37,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
                                          dir=target.parent)
     os.close(handle)
     temporary = Path(temporary)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make artifacts private
     try:
         yield temporary
         os.replace(temporary, target)

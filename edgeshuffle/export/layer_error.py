@@ -58,11 +58,14 @@ def layer_errors(int8_tflite: Path, reference_model, inputs: np.ndarray) -> list
     details = interpreter.get_input_details()[0]
     batch = int(details["shape"][0])
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    output_index = interpreter.get_output_details()[0]["index"]
     candidates = {}
     # In execution order, so a layer's last tensor (after a fused multiply, say) wins.
     for op in interpreter._get_ops_details():
         for tensor in (tensors[i] for i in op["outputs"]):
             names = [n for n in _LAYER_IN_NAME.findall(tensor["name"]) if n in order]
+            if tensor["index"] == output_index:  # the graph output keeps a signature name instead
+                names = [reference_model.layers[-1].name]
             if not names or not tensor["quantization"][0] or tensor["dtype"] not in (np.int8, np.uint8):
                 continue
             layer = _folded(max(names, key=order.get), order)

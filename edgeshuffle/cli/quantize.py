@@ -1,0 +1,104 @@
+"""`edgeshuffle quantize`: int8 TFLite and ONNX, calibrated on real images, gated on accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgeshuffle.cli.common import reports_errors
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def render_quantize_report(report) -> str:
+    from edgeshuffle.report import render_table
+
+    lines = [f"calibration: {report.calibration['images']} images from {report.calibration['source']}"
+             + (f" ({len(report.calibration['skipped'])} unreadable skipped)" if report.calibration["skipped"] else "")]
+    if report.parity is not None:
+        parity = report.parity
+        rows = [[Path(r["model"]).name, r["precision"] or "-", _percent(r["accuracy"]), _percent(r["top1_agreement"]),
+                 f"{r['mean_cosine']:.5f}", f"{r['max_abs_error']:.3g}"] for r in parity["results"]]
+        unit = "accuracy points" if parity["labelled"] else "% agreement"
+        lines.append(render_table(f"parity vs Keras on {parity['evaluated']} images of {parity['images']} "
+                                  f"(gate: at most {parity['max_drop']:g} {unit} lost)",
+                                  ["artifact", "precision", "accuracy", "top-1 agree", "cosine", "max |diff|"], rows))
+    if report.layer_errors:
+        rows = [[e["layer"], "x".join(map(str, e["shape"][1:])), f"{e['rmse_steps']:.2f}", f"{e['relative_rmse']:.4f}"]
+                for e in report.layer_errors[:10]]
+        lines.append(render_table("int8 error per layer, worst first (RMSE in quantization steps; relative to "
+                                  "the float activation's std)", ["layer", "HxWxC", "RMSE/step", "RMSE/std"], rows))
+    xnnpack = report.tflite["xnnpack"]
+    outside = ", ".join(f"{k} x{v}" for k, v in xnnpack["undelegated_ops"].items()) or "none"
+    lines.append(f"{report.files['int8_tflite']}: {xnnpack['nodes']} ops, {xnnpack['partitions']} XNNPACK "
+                 f"partition(s), outside: {outside}; {report.sizes['int8_tflite'] / 1e6:.2f} MB "
+                 f"(float {report.sizes['float32_tflite'] / 1e6:.2f} MB)")
+    lines.append(f"{report.files['int8_onnx']}: QDQ, {report.sizes['int8_onnx'] / 1e6:.2f} MB "
+                 f"(float {report.sizes['float32_onnx'] / 1e6:.2f} MB)")
+    lines.append(f"{report.status.upper()}: wrote int8.tflite, int8.onnx, quantize.json to {report.output_dir}"
+                 + (f" ({report.reason})" if report.reason else ""))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("model_path", metavar="MODEL.keras", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), required=True,
+              help="Folder of calibration images (JPEG/PNG/BMP, searched recursively, any size).")
+@click.option("--num-calibration", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Calibration images to use, sampled deterministically.")
+@click.option("--eval", "eval_dir", type=click.Path(path_type=Path),
+              help="Evaluation images, never used for calibration: one subfolder per class gives accuracy, "
+                   "a plain folder gives agreement with Keras.")
+@click.option("--eval-limit", type=click.IntRange(min=1), help="Evaluate on at most this many images.")
+@click.option("--output-dir", "-o", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for int8.tflite, int8.onnx and quantize.json (the float artifacts of convert are "
+                   "reused when they are this model's, else written too).")
+@click.option("--io", "io_type", type=click.Choice(["int8", "uint8", "float32"]), default="int8",
+              show_default=True, help="Input and output type of int8.tflite.")
+@click.option("--max-drop", type=click.FloatRange(0, 100), default=1.0, show_default=True,
+              help="Gate: accuracy points (labelled) or % agreement (unlabelled) an artifact may lose vs Keras.")
+@click.option("--strict", is_flag=True, help="Unreadable images are an error instead of being skipped.")
+@click.option("--layer-report", is_flag=True, help="Also report the int8 error of every layer, worst first.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@reports_errors
+def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, max_drop,
+             strict, layer_report, seed, as_json):
+    """Quantize a ShuffleNet to int8 TFLite and ONNX with real calibration images.
+
+    TFLite: full-integer int8 (per-channel weights, per-tensor activations),
+    written so that XNNPACK runs the whole graph as one partition. ONNX: QDQ
+    from onnxruntime's quantize_static on the same images. With --eval, every
+    artifact is compared with Keras and the step exits 3 when one loses more
+    than --max-drop (artifacts kept, marked failed in quantize.json).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgeshuffle.errors import ParityError
+    from edgeshuffle.export.quantize import QuantizeConfig
+    from edgeshuffle.export.quantize import quantize as run_quantize
+    from edgeshuffle.models.io import load_model
+
+    config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
+                            eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop, strict=strict,
+                            layer_report=layer_report, seed=seed)
+    model = load_model(model_path)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, disable=as_json) as bar:
+        task = bar.add_task("quantize", total=None)
+
+        def advance(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"quantize: {step}", completed=done, total=total)
+
+        try:
+            report = run_quantize(model, output_dir, config, progress=advance)
+        except ParityError as error:
+            report = getattr(error, "report", None)
+            if report is not None:
+                click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_quantize_report(report))
+            raise
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_quantize_report(report))
