@@ -59,8 +59,8 @@ def _progress_listener(progress):
               help="Labelled images with the same classes: top-1 accuracy after every epoch.")
 @click.option("--checkpoint-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Per-epoch checkpoints [default: OUTPUT with .checkpoints instead of .keras].")
-@click.option("--resume", is_flag=True, help="Continue after the last checkpoint (same recipe; options may be "
-              "left out).")
+@click.option("--resume", is_flag=True, help="Continue after the last checkpoint, with its variant and recipe "
+              "(recipe options may be left out; given ones must match).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training record as JSON at the end.")
 @reports_errors
 def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, batch_size, learning_rate,
