@@ -62,6 +62,7 @@ def compare(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None
 
 PARITY_SCHEMA = "edgeshuffle.parity"
 PARITY_SCHEMA_VERSION = 1
+PARITY_CHUNK = 32  # images decoded and run together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,25 +169,29 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
         for runner in runners:
             runner.activate()
             check_image_input(runner.input_info(), runner.path)
-        for number, image_path in enumerate(chosen):
-            try:
-                image = load_rgb(image_path)
-            except InputFileError:
-                if strict:
-                    raise
-                skipped.append(str(image_path))
-                log.warning("skipping an image that does not decode: %s", image_path)
-                continue
-            cache: dict = {}
-            for i, (path, runner) in enumerate(zip(paths, runners)):
-                pre = metadata[path].preprocessing
-                if pre not in cache:
-                    cache[pre] = preprocess(image, pre)[None]
-                logits[i].append(runner.infer(cache[pre])[0])
-            if labels is not None:
-                kept_labels.append(labels[number])
+        # Chunks of images: one call per chunk for runners with a free batch (Keras), bounded memory.
+        for start in range(0, len(chosen), PARITY_CHUNK):
+            images_in_chunk, numbers = [], []
+            for number in range(start, min(start + PARITY_CHUNK, len(chosen))):
+                try:
+                    images_in_chunk.append(load_rgb(chosen[number]))
+                    numbers.append(number)
+                except InputFileError:
+                    if strict:
+                        raise
+                    skipped.append(str(chosen[number]))
+                    log.warning("skipping an image that does not decode: %s", chosen[number])
+            if images_in_chunk:
+                cache: dict = {}
+                for i, (path, runner) in enumerate(zip(paths, runners)):
+                    pre = metadata[path].preprocessing
+                    if pre not in cache:
+                        cache[pre] = np.stack([preprocess(image, pre) for image in images_in_chunk])
+                    logits[i].extend(runner.infer(cache[pre]))
+                if labels is not None:
+                    kept_labels.extend(labels[n] for n in numbers)
             if progress:
-                progress(number + 1, len(chosen))
+                progress(min(start + PARITY_CHUNK, len(chosen)), len(chosen))
     finally:
         for runner in runners:
             if runner.active:

@@ -225,7 +225,8 @@ class GraphForm:
 
     - ``batch``: a static batch size (None: dynamic).
     - ``grouped_conv``: ``"split"`` (one conv per group and a concat; runs
-      everywhere and trains fast) or ``"native"`` (one grouped conv op, what
+      everywhere), ``"dense"`` (one conv with a block-diagonal kernel; the
+      fastest to train on CPU) or ``"native"`` (one grouped conv op, what
       TFLite/XNNPACK and ONNX ``Conv(group=g)`` want).
     - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape) or
       ``"gather"`` (a constant-index gather on the channel axis).
@@ -238,7 +239,7 @@ class GraphForm:
     """
 
     batch: int | None = None
-    grouped_conv: Literal["split", "native"] = "split"
+    grouped_conv: Literal["split", "dense", "native"] = "split"
     shuffle: Literal["reshape", "gather"] = "reshape"
     shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
     relu: Literal["after_concat", "branch"] = "after_concat"
@@ -246,7 +247,7 @@ class GraphForm:
     def __post_init__(self) -> None:
         _require(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
                  "Batch must be a positive integer or None.", "batch", self.batch)
-        _require(self.grouped_conv in ("split", "native"), "grouped_conv must be split or native.",
+        _require(self.grouped_conv in ("split", "dense", "native"), "grouped_conv must be split, dense or native.",
                  "grouped_conv", self.grouped_conv)
         _require(self.shuffle in ("reshape", "gather"), "shuffle must be reshape or gather.",
                  "shuffle", self.shuffle)

@@ -83,3 +83,21 @@ def test_layer_names_are_stable_and_paper_shaped():
     # No ReLU right after any depthwise conv (paper, Sec. 3.2).
     dw_next = [names[i + 2] for i, n in enumerate(names) if n.endswith("_dwconv")]
     assert not any(n.endswith("relu") for n in dw_next)
+
+
+@pytest.mark.parametrize("impl", ["split", "dense"])
+@pytest.mark.parametrize("groups,channels,filters", [(2, 8, 6), (3, 12, 24), (8, 16, 32)])
+def test_grouped_pointwise_conv_is_a_grouped_convolution(impl, groups, channels, filters):
+    from edgeshuffle.models.layers import GroupedPointwiseConv
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 4, 5, channels)).astype("float32")
+    layer = GroupedPointwiseConv(filters, groups, impl=impl)
+    layer.build(x.shape)
+    kernel = rng.normal(size=(1, 1, channels // groups, filters)).astype("float32")
+    layer.set_weights([kernel])
+    # Direct definition: output channel o sees only the input channels of its group.
+    cin, fout = channels // groups, filters // groups
+    expected = np.concatenate([x[..., g * cin:(g + 1) * cin] @ kernel[0, 0, :, g * fout:(g + 1) * fout]
+                               for g in range(groups)], axis=-1)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-5, atol=1e-5)
