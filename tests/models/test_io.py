@@ -1,0 +1,58 @@
+"""Loading .keras files: safe mode on, and clear one-line refusals."""
+
+import os
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from edgeshuffle.errors import InputFileError  # noqa: E402
+from edgeshuffle.models.io import load_model, save_model  # noqa: E402
+
+
+def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(InputFileError, match="Lambda"):
+        load_model(path)
+
+
+def test_a_keras_model_that_is_not_a_shufflenet_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    path = tmp_path / "other.keras"
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(path)
+    with pytest.raises(InputFileError, match="not an edgeshuffle ShuffleNet"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(2048), b"PK\x03\x04" + os.urandom(100)])
+def test_broken_files_are_refused_in_one_line(tmp_path, content):
+    path = tmp_path / "broken.keras"
+    path.write_bytes(content)
+    with pytest.raises(InputFileError) as error:
+        load_model(path)
+    assert "\n" not in str(error.value) and "broken.keras" in str(error.value)
+
+
+def test_save_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
+
+    model = build_shufflenet(ModelSpec(groups=2, scale=0.25, input_size=32, classes=3))
+    path = tmp_path / "m.keras"
+    save_model(model, path)
+    before = path.read_bytes()
+
+    class Exploding(keras.layers.Layer):
+        def get_config(self):
+            raise RuntimeError("boom")
+
+    broken = keras.Sequential([keras.Input((2,)), Exploding()])
+    with pytest.raises(RuntimeError):
+        save_model(broken, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+    np.testing.assert_array_equal(load_model(path).get_weights()[0], model.get_weights()[0])
