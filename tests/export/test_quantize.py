@@ -200,3 +200,28 @@ def test_mixed_folder_skips_unreadable_images_with_a_warning(trained, tmp_path, 
     loaded = calibration_set(folder, spec.preprocessing, 12)
     assert len(loaded.inputs) == 12 and {p.name for p, _ in loaded.skipped} == {"truncated.png", "zero.jpg"}
     assert "truncated.png" in caplog.text
+
+
+@pytest.mark.slow
+def test_full_size_1x_g3_int8_is_one_partition_with_nothing_outside(tmp_path):
+    """ShuffleNet 1x g=3, 224x224, calibrated on the shipped ImageNet images (issue's Done-when)."""
+    from pathlib import Path
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edgeshuffle.runtime.delegation import xnnpack_delegation
+
+    from edgeshuffle.export.quantize import QuantizeConfig, quantize
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
+
+    calibration = Path(__file__).resolve().parents[2] / "calibration" / "imagenet-val-200"
+    quantize(build_shufflenet(ModelSpec(groups=3, scale=1.0)), tmp_path,
+             QuantizeConfig(calibration=calibration, num_calibration=16))
+    report = xnnpack_delegation(tmp_path / "int8.tflite")
+    assert report.partitions == 1 and report.undelegated_ops == {}
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK", "FlexDelegate", "CUSTOM"} & set(report.op_histogram)
+    interpreter = Interpreter(model_path=str(tmp_path / "int8.tflite"),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    assert max(len(t["shape"]) for t in interpreter.get_tensor_details()) <= 4
+    assert (tmp_path / "int8.onnx").stat().st_size < (tmp_path / "float32.onnx").stat().st_size / 2
