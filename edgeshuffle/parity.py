@@ -90,6 +90,9 @@ class ParityReport:
     labelled: bool  # class-subfolder layout: accuracy is reported
     results: tuple[ModelParity, ...]
     skipped_files: tuple[str, ...] = ()
+    # Raw outputs, kept out of to_dict(): logits[i] are results[i]'s logits on evaluated_files, in order.
+    logits: tuple[np.ndarray, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    evaluated_files: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"schema": PARITY_SCHEMA, "schema_version": PARITY_SCHEMA_VERSION, "images": self.images,
@@ -164,6 +167,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     runners = [open_runner(p, runtime=runtime, threads=threads) for p in paths]
     logits: list[list[np.ndarray]] = [[] for _ in paths]
     kept_labels: list[int] = []
+    kept_files: list[str] = []
     skipped: list[str] = []
     try:
         for runner in runners:
@@ -188,6 +192,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
                     if pre not in cache:
                         cache[pre] = np.stack([preprocess(image, pre) for image in images_in_chunk])
                     logits[i].extend(runner.infer(cache[pre]))
+                kept_files.extend(str(chosen[n]) for n in numbers)
                 if labels is not None:
                     kept_labels.extend(labels[n] for n in numbers)
             if progress:
@@ -204,16 +209,18 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     if kept_labels:
         mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
         labels_used = np.asarray([mapping[k] for k in kept_labels])
-    results = []
+    results, all_logits = [], []
     for i, (path, label) in enumerate(zip(paths, short_labels(tuple(paths)))):
         model_logits = np.stack(logits[i])
         if model_logits.shape != ref_logits.shape:
             raise InputFileError(f"{path} gives logits of shape {model_logits.shape[1:]}, the reference "
                                  f"{reference_path} {ref_logits.shape[1:]}: not the same classifier")
+        all_logits.append(model_logits)
         results.append(ModelParity(model=str(path), label=label, runtime=runners[i].kind,
                                    precision=metadata[path].precision,
                                    comparison=compare(ref_logits, model_logits, labels_used),
                                    is_reference=i == ref_index))
     return ParityReport(images=str(images), reference=str(reference_path), evaluated=len(ref_logits),
                         skipped=len(skipped), labelled=labels is not None, results=tuple(results),
-                        skipped_files=tuple(skipped[:20]))
+                        skipped_files=tuple(skipped[:20]), logits=tuple(all_logits),
+                        evaluated_files=tuple(kept_files))

@@ -21,8 +21,11 @@ from edgeshuffle.cli.common import reports_errors
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the report (schema edgeshuffle.parity, version 1) here.")
+@click.option("--logits", "logits_path", type=click.Path(path_type=Path), default=None,
+              help="Also write every model's raw logits here (.npz: models, images, logits[model, image, class]), "
+                   "to compare one machine's outputs with another's.")
 @reports_errors
-def parity(models, images, reference, limit, strict, runtime, json_path):
+def parity(models, images, reference, limit, strict, runtime, json_path, logits_path):
     """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
 
     Each artifact preprocesses the images as its own metadata says, so a
@@ -35,6 +38,7 @@ def parity(models, images, reference, limit, strict, runtime, json_path):
     from edgeshuffle.parity import image_parity
 
     check_json_target(json_path)
+    check_json_target(logits_path)
     console = Console(stderr=True)
     with Progress(TextColumn("images"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
                   disable=not console.is_terminal) as bar:
@@ -47,6 +51,18 @@ def parity(models, images, reference, limit, strict, runtime, json_path):
 
         write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
         click.echo(f"wrote {json_path}")
+    if logits_path is not None:
+        import io
+
+        import numpy as np
+
+        from edgeshuffle.atomic import write_bytes
+
+        buffer = io.BytesIO()
+        np.savez(buffer, models=np.asarray([r.model for r in report.results]),
+                 images=np.asarray(report.evaluated_files), logits=np.stack(report.logits))
+        write_bytes(logits_path, buffer.getvalue())
+        click.echo(f"wrote {logits_path}")
 
 
 def render_parity(report) -> str:
