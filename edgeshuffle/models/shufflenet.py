@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from edgeshuffle.models.complexity import Unit, units
-from edgeshuffle.models.layers import PACKAGE, ChannelShuffle, GroupedPointwiseConv, ShortcutAvgPool
+from edgeshuffle.models.layers import (PACKAGE, ChannelShuffle, GroupedPointwiseConv, ShortcutAvgPool,
+                                       shuffle_permutation)
 from edgeshuffle.models.variants import GraphForm, ModelSpec
 
 
@@ -60,6 +62,11 @@ def _shuffle(x, spec: ModelSpec, form: GraphForm, name: str):
     return ChannelShuffle(spec.groups, order=spec.shuffle_order, impl=form.shuffle, name=name)(x)
 
 
+def shuffles_after_dw(spec: ModelSpec, form: GraphForm) -> bool:
+    """Whether the graph shuffles after the depthwise conv (and its BatchNorm) rather than before."""
+    return spec.shuffle_position == "after_dw" or form.shuffle_after_dw
+
+
 def _stem(x, spec: ModelSpec):
     channels = spec.channels()[0]
     if spec.stem == "cifar":
@@ -81,13 +88,14 @@ def _unit(x, unit: Unit, spec: ModelSpec, form: GraphForm):
     branch = _pointwise(x, unit.bottleneck, unit.first_groups, form, f"{p}_gconv1")
     branch = _batch_norm(branch, spec, f"{p}_bn1")
     branch = keras.layers.ReLU(name=f"{p}_relu1")(branch)
-    if spec.shuffle_position == "before_dw":
+    after_dw = shuffles_after_dw(spec, form)
+    if not after_dw:
         branch = _shuffle(branch, spec, form, f"{p}_shuffle")
     branch, padding = _pad_for(spec, unit.stride, branch, f"{p}_dwpad")
     branch = keras.layers.DepthwiseConv2D(3, strides=unit.stride, padding=padding, use_bias=False,
                                           name=f"{p}_dwconv")(branch)
     branch = _batch_norm(branch, spec, f"{p}_bn2")  # no ReLU after the depthwise conv (paper, 3.2)
-    if spec.shuffle_position == "after_dw":
+    if after_dw:
         branch = _shuffle(branch, spec, form, f"{p}_shuffle")
     branch = _pointwise(branch, unit.branch_channels, unit.groups, form, f"{p}_gconv2")
     branch = _batch_norm(branch, spec, f"{p}_bn3")
@@ -149,10 +157,23 @@ def rebuild(model: ShuffleNetV1, form: GraphForm) -> ShuffleNetV1:
 
     Weights are matched by layer name; every form has the same layers with
     the same weight shapes (the forms differ in ops, not in parameters).
+    When the shuffle moves across the depthwise conv (``shuffle_after_dw``),
+    each unit's ``dwconv`` kernel and ``bn2`` parameters are permuted with
+    it: shuffle-then-per-channel-op equals the per-channel op with channel
+    ``c``'s parameters moved to ``perm[c]``, then the shuffle.
     """
     clone = build_shufflenet(model.spec, form)
+    moved = model.spec.groups > 1 and shuffles_after_dw(model.spec, model.form) != shuffles_after_dw(
+        model.spec, form)
     for layer in clone.layers:
         weights = model.get_layer(layer.name).get_weights()
+        if weights and moved and layer.name.endswith(("_dwconv", "_bn2")) and layer.name.startswith("stage"):
+            channels = weights[0].shape[2] if layer.name.endswith("_dwconv") else weights[0].shape[0]
+            perm = shuffle_permutation(channels, model.spec.groups, model.spec.shuffle_order)
+            # before -> after: new[perm[c]] = old[c]; after -> before: new[c] = old[perm[c]].
+            index = np.argsort(perm) if shuffles_after_dw(model.spec, form) else perm
+            axis = 2 if layer.name.endswith("_dwconv") else 0
+            weights = [np.take(w, index, axis=axis) for w in weights]
         if weights:
             layer.set_weights(weights)
     return clone

@@ -236,6 +236,12 @@ class GraphForm:
     - ``relu``: ``"after_concat"`` (the paper's drawing) or ``"branch"``
       (ReLU on the branch before the concat; exact because the pooled
       shortcut of a ReLU output is never negative, and lets TFLite fuse it).
+    - ``shuffle_after_dw``: for a spec that shuffles before the depthwise conv,
+      write the shuffle after it (and after its BatchNorm) instead, with the
+      depthwise kernel and BatchNorm parameters permuted to match (both act
+      per channel, so the function is the same; :func:`rebuild` permutes
+      them). In stride-2 units the shuffle then moves a quarter of the bytes.
+      No effect when the spec already shuffles after the depthwise conv.
     """
 
     batch: int | None = None
@@ -243,6 +249,7 @@ class GraphForm:
     shuffle: Literal["reshape", "gather"] = "reshape"
     shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
     relu: Literal["after_concat", "branch"] = "after_concat"
+    shuffle_after_dw: bool = False
 
     def __post_init__(self) -> None:
         _require(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
@@ -255,6 +262,8 @@ class GraphForm:
                  "shortcut_pool", self.shortcut_pool)
         _require(self.relu in ("after_concat", "branch"), "relu must be after_concat or branch.",
                  "relu", self.relu)
+        _require(isinstance(self.shuffle_after_dw, bool), "shuffle_after_dw must be true or false.",
+                 "shuffle_after_dw", self.shuffle_after_dw)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

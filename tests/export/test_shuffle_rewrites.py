@@ -1,0 +1,92 @@
+"""The shuffle-after-depthwise rewrite computes the same function (random weights and BN statistics)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edgeshuffle.models.layers import ChannelShuffle, shuffle_permutation
+from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
+from edgeshuffle.models.variants import GraphForm, ModelSpec
+
+
+def _randomize(model, seed: int = 0):
+    """Random weights everywhere, including BatchNorm mean/variance far from (0, 1)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name.endswith(("_bn", "_bn1", "_bn2", "_bn3")):
+            gamma, beta, mean, var = weights
+            weights = [rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.5, beta.shape),
+                       rng.normal(0, 0.5, mean.shape), rng.uniform(0.5, 2.0, var.shape)]
+        else:
+            weights = [rng.normal(0, 0.3, w.shape) for w in weights]
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    return model
+
+
+def _inputs(spec: ModelSpec, count: int = 2, seed: int = 1):
+    return np.random.default_rng(seed).normal(0, 1, (count, spec.input_size, spec.input_size, 3)).astype(np.float32)
+
+
+def _shuffle_inputs(model) -> list[str]:
+    """Name of the layer feeding each shuffle."""
+    return [layer.input._keras_history.operation.name
+            for layer in model.layers if isinstance(layer, ChannelShuffle)]
+
+
+@pytest.mark.parametrize("groups,order", [(3, "paper"), (8, "paper"), (3, "official")])
+def test_shuffle_after_dw_is_exact(groups, order):
+    spec = ModelSpec(groups=groups, scale=0.5, input_size=32, classes=10, shuffle_order=order)
+    model = _randomize(build_shufflenet(spec))
+    moved = rebuild(model, dataclasses.replace(model.form, shuffle_after_dw=True))
+    # The shuffle really moved: it now reads the BatchNorm after the depthwise conv.
+    assert all(name.endswith("_bn2") for name in _shuffle_inputs(moved))
+    assert all(name.endswith("_relu1") for name in _shuffle_inputs(model))
+    # The depthwise weights really changed (a no-op rewrite would also pass the output check
+    # only if the permutation were the identity, which it is not for g > 1).
+    before = model.get_layer("stage2_unit2_dwconv").get_weights()[0]
+    after = moved.get_layer("stage2_unit2_dwconv").get_weights()[0]
+    assert not np.allclose(before, after)
+    x = _inputs(spec)
+    reference = model.predict(x, verbose=0)
+    # Random weights give logits in the thousands: float32 reordering error scales with them.
+    np.testing.assert_allclose(moved.predict(x, verbose=0), reference, rtol=0,
+                               atol=1e-5 * np.abs(reference).max())
+    # And back again: the original weights, bit for bit.
+    back = rebuild(moved, dataclasses.replace(moved.form, shuffle_after_dw=False))
+    for layer in model.layers:
+        for w0, w1 in zip(layer.get_weights(), back.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(w0, w1)
+
+
+def test_moved_weights_follow_the_permutation():
+    """Independent of rebuild's code: channel perm[c] of the new kernel is channel c of the old one."""
+    spec = ModelSpec(groups=3, scale=0.5, input_size=32, classes=10)
+    model = _randomize(build_shufflenet(spec), seed=3)
+    moved = rebuild(model, dataclasses.replace(model.form, shuffle_after_dw=True))
+    old = model.get_layer("stage3_unit1_dwconv").get_weights()[0]
+    new = moved.get_layer("stage3_unit1_dwconv").get_weights()[0]
+    perm = shuffle_permutation(old.shape[2], 3)
+    for c in range(old.shape[2]):
+        np.testing.assert_array_equal(new[:, :, perm[c]], old[:, :, c])
+
+
+def test_official_position_is_unaffected():
+    """A spec that already shuffles after the depthwise conv keeps its graph and weights."""
+    spec = ModelSpec.official(groups=3, scale=0.5, input_size=32, classes=10)
+    model = _randomize(build_shufflenet(spec), seed=2)
+    moved = rebuild(model, dataclasses.replace(model.form, shuffle_after_dw=True))
+    x = _inputs(spec)
+    np.testing.assert_array_equal(moved.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_bad_flag_is_refused():
+    from edgeshuffle.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="shuffle_after_dw"):
+        GraphForm(shuffle_after_dw="yes")
