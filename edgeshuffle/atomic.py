@@ -33,8 +33,11 @@ def ensure_writable_dir(folder: Path) -> Path:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto ``target``."""
     target = Path(target)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + target.suffix,
-                                         dir=target.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + target.suffix,
+                                             dir=target.parent)
+    except OSError as error:
+        raise InputFileError(f"cannot write {target}: {error.strerror or error}") from None
     os.close(handle)
     temporary = Path(temporary)
     umask = os.umask(0)
@@ -43,8 +46,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a vanished folder: one line, not a traceback
+            raise InputFileError(f"cannot write {target}: {error.strerror or error}") from None
         raise
 
 

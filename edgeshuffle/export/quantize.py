@@ -218,6 +218,8 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     """
     from edgeshuffle.atomic import ensure_writable_dir, write_bytes, write_text
     from edgeshuffle.data.sets import calibration_set
+    from edgeshuffle.data.images import find_images
+    from edgeshuffle.errors import InputFileError
     from edgeshuffle.export.convert import MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, tool_versions
     from edgeshuffle.export.rewrites import edge_form, reference_form
     from edgeshuffle.metadata import ArtifactMetadata, tflite_with_metadata
@@ -231,6 +233,8 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     calibration = calibration_set(
         config.calibration, reference.spec.preprocessing, config.num_calibration, seed=config.seed,
         strict=config.strict, progress=lambda done: step("calibration", done, config.num_calibration))
+    if config.eval is not None and not find_images(config.eval):  # refuse a bad --eval before writing anything
+        raise InputFileError(f"no images (.jpg, .jpeg, .png, .bmp) in evaluation folder {config.eval}")
 
     step("float", 0, 1)
     if not _float_artifacts_match(output_dir, reference.spec):
