@@ -27,3 +27,8 @@ test-fast: install
 
 clean:
 	rm -rf build
+
+# The property tests of tests/test_fuzz.py with many more examples (a few minutes).
+.PHONY: fuzz
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py

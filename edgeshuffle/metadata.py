@@ -104,8 +104,11 @@ def read_onnx_metadata(path: Path) -> ArtifactMetadata | None:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped exceptions
         raise InputFileError(f"not a valid ONNX model: {path} ({str(error).splitlines()[0]})") from None
-    props = session.get_modelmeta().custom_metadata_map
-    return ArtifactMetadata.from_json(props[METADATA_NAME]) if METADATA_NAME in props else None
+    try:
+        props = session.get_modelmeta().custom_metadata_map
+        return ArtifactMetadata.from_json(props[METADATA_NAME]) if METADATA_NAME in props else None
+    except Exception as error:  # undecodable or malformed metadata: bad UTF-8, bad JSON, a bad spec
+        raise InputFileError(f"unreadable edgeshuffle metadata in {path} ({error.__class__.__name__})") from None
 
 
 def read_metadata(path: Path) -> ArtifactMetadata | None:
