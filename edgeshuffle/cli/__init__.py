@@ -8,6 +8,8 @@ one-line message and an exit code (see :mod:`edgeshuffle.errors`).
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 import click
 
@@ -26,6 +28,13 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM (a CI timeout, `kill`) ends a run like Ctrl-C: temporary files removed, exit 130."""
+    raise KeyboardInterrupt
 
 
 
