@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast arm-check clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The board path on aarch64 under qemu-user (root; see README "On the board"). Needs `make demo` first.
+arm-check: install
+	bash tests/arm/arm_check.sh
 
 clean:
 	rm -rf build
