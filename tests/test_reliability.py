@@ -103,17 +103,27 @@ def _interrupt_mid_write(folder: Path, sig: int, args: list[str]) -> subprocess.
     return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_convert_keeps_every_previous_artifact(twice, tmp_path, sig):
-    """Another model converted into a folder of good artifacts, killed while writing model.keras."""
+@pytest.mark.parametrize("verb,sig", [("convert", signal.SIGINT), ("convert", signal.SIGTERM),
+                                      ("quantize", signal.SIGTERM)],
+                         ids=["convert-SIGINT", "convert-SIGTERM", "quantize-SIGTERM"])
+def test_interrupted_run_keeps_every_previous_artifact(twice, tmp_path, verb, sig):
+    """Another model written into a folder of good artifacts, killed while it writes its model.keras."""
     import shutil
 
+    from edgeshuffle.models.io import save_model
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
+
+    other = tmp_path / "other.keras"
+    save_model(build_shufflenet(ModelSpec(groups=1, scale=0.25, input_size=32, classes=10, stem="cifar")), other)
     folder = tmp_path / "out"
     shutil.copytree(twice[0], folder)
     before = _snapshot(folder)
     assert set(ARTIFACTS) <= set(before)
-    result = _interrupt_mid_write(folder, sig, ["convert", "--stem", "cifar", "-s", "0.25", "-g", "1",
-                                                "-o", str(folder)])
+    args = [verb, str(other), "-o", str(folder)]
+    if verb == "quantize":
+        args += ["-c", str(CALIBRATION), "--num-calibration", "8"]
+    result = _interrupt_mid_write(folder, sig, args)
     assert result.returncode == 130, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == "error: interrupted"
     assert "Traceback" not in result.stderr
