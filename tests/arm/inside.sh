@@ -2,6 +2,8 @@
 # Runs inside the aarch64 root (called by arm_check.sh): a venv with only the runtime extra, then
 # info, bench and parity on the artifacts. Inputs in /check/in, results in /check/out.
 set -euo pipefail
+START=$(date +%s)
+stamp_time() { echo "== [$(($(date +%s) - START))s] $*"; }
 cd /check/in
 out=/check/out
 stamp="$VENV/.arm-check-deps"
@@ -13,15 +15,15 @@ print(hashlib.sha256(b"".join(l for l in w.read(meta).splitlines() if l.startswi
 PY
 )
 if [ ! -x "$VENV/bin/python" ]; then
-    echo "== python3 -m venv $VENV"
+    stamp_time "python3 -m venv $VENV"
     python3 -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$deps" ]; then
-    echo "== pip install -c constraints.txt '$WHEEL[runtime]' (aarch64 wheels)"
+    stamp_time "pip install -c constraints.txt '$WHEEL[runtime]' (aarch64 wheels)"
     "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt "./$WHEEL[runtime]"
     echo "$deps" > "$stamp"
 fi
-echo "== reinstall edgeshuffle from this working tree's wheel"
+stamp_time "reinstall edgeshuffle from this working tree's wheel"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps --force-reinstall "./$WHEEL"
 "$VENV/bin/python" -m pip list --disable-pip-version-check --format=freeze > "$out/pip-freeze.txt"
 
@@ -40,10 +42,10 @@ fi
 
 models=(artifacts/float32.tflite artifacts/int8.tflite artifacts/float32.onnx artifacts/int8.onnx)
 bin="$VENV/bin/edgeshuffle"
-echo "== edgeshuffle info"
+stamp_time "edgeshuffle info"
 "$bin" info artifacts/int8.tflite
-"$bin" info artifacts/int8.onnx --json > "$out/info-int8-onnx.json"
-echo "== edgeshuffle bench (timings under emulation are not meaningful)"
+stamp_time "edgeshuffle bench (timings under emulation are not meaningful)"
 "$bin" bench "${models[@]}" --runs 5 --warmup 1 --json "$out/bench.json" | tee "$out/bench.txt"
-echo "== edgeshuffle parity"
+stamp_time "edgeshuffle parity"
 "$bin" parity "${models[@]}" --images images --json "$out/parity.json" --logits "$out/logits.npz"
+stamp_time "done"
