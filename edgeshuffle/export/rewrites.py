@@ -19,10 +19,15 @@ from edgeshuffle.errors import ConversionError, EdgeShuffleError, InvalidArgumen
 
 log = logging.getLogger(__name__)
 
-SHUFFLES = ("reshape", "gather")
+SHUFFLES = ("reshape", "planar", "gather")
 # Measured with benchmarks/bench_convert_float.py (README, `edgeshuffle convert`):
-# the reshape shuffle keeps the float graph in one XNNPACK partition and is faster.
-DEFAULT_SHUFFLE = "reshape"
+# the reshape shuffle keeps the float graph in one XNNPACK partition and is faster
+# than gather; `export_float` (float TFLite and ONNX, whose post-pass rewrites the
+# reshape shuffle into one NCHW Transpose) passes "reshape" explicitly.
+# Measured with benchmarks/bench_shuffle.py (README, "Channel shuffle cost"): in
+# int8 TFLite the planar shuffle is the cheapest; edge_form's default, used by
+# `quantize` for int8.tflite.
+DEFAULT_SHUFFLE = "planar"
 
 
 def _with_form(model, **changes):
@@ -81,12 +86,26 @@ def rewrite_relu_on_branch(model):
     return _with_form(model, relu="branch")
 
 
-def rewrite_shuffle(model, impl: str = DEFAULT_SHUFFLE):
-    """Write the channel shuffle as ``impl``: ``"reshape"`` (rank-4 reshape/transpose) or ``"gather"``.
+def rewrite_shuffle_after_dw(model):
+    """Shuffle after the depthwise conv and its BatchNorm instead of before (paper-position specs).
 
-    Exact: both move every channel to the same place (the paper's
+    Exact: a depthwise conv, its padding and a BatchNorm act channel by
+    channel, so applying them to the shuffled channels equals applying them,
+    with channel ``c``'s kernel and statistics moved to ``perm[c]``, before
+    the shuffle; :func:`~edgeshuffle.models.shufflenet.rebuild` moves them.
+    In a stride-2 unit the shuffle then moves a quarter of the bytes.
+    A spec that already shuffles there (megvii's) is unchanged.
+    """
+    return _with_form(model, shuffle_after_dw=True)
+
+
+def rewrite_shuffle(model, impl: str = DEFAULT_SHUFFLE):
+    """Write the channel shuffle as ``impl``: ``"reshape"`` (rank-4 reshape/transpose),
+    ``"planar"`` (two transposes through a channel-major view) or ``"gather"``.
+
+    Exact: all move every channel to the same place (the paper's
     permutation, :func:`~edgeshuffle.models.layers.shuffle_permutation`);
-    neither creates a tensor above rank 4.
+    none creates a tensor above rank 4.
     """
     if impl not in SHUFFLES:
         raise InvalidArgumentError(f"Shuffle must be one of {SHUFFLES}. Received: `shuffle={impl}`")
@@ -105,6 +124,7 @@ EDGE_REWRITES: tuple[Rewrite, ...] = (
     Rewrite("native_grouped_conv", lambda model, batch, shuffle: rewrite_native_grouped_conv(model)),
     Rewrite("shortcut_pool_as_dwconv", lambda model, batch, shuffle: rewrite_shortcut_pool_as_dwconv(model)),
     Rewrite("relu_on_branch", lambda model, batch, shuffle: rewrite_relu_on_branch(model)),
+    Rewrite("shuffle_after_dw", lambda model, batch, shuffle: rewrite_shuffle_after_dw(model)),
     Rewrite("shuffle", lambda model, batch, shuffle: rewrite_shuffle(model, shuffle)),
 )
 
@@ -113,7 +133,8 @@ def edge_form(model, batch: int = 1, shuffle: str = DEFAULT_SHUFFLE):
     """The model rewritten for edge runtimes: every rewrite of :data:`EDGE_REWRITES`, in order.
 
     Result form: ``GraphForm(batch=batch, grouped_conv="native",
-    shortcut_pool="dwconv", relu="branch", shuffle=shuffle)``: one XNNPACK
+    shortcut_pool="dwconv", relu="branch", shuffle_after_dw=True,
+    shuffle=shuffle)``: one XNNPACK
     partition in float and int8 TFLite, ``Conv(group=g)`` in ONNX. Keras
     cannot execute it on CPU (native grouped convs); it is for tracing.
 

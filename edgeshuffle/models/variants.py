@@ -228,8 +228,10 @@ class GraphForm:
       everywhere), ``"dense"`` (one conv with a block-diagonal kernel; the
       fastest to train on CPU) or ``"native"`` (one grouped conv op, what
       TFLite/XNNPACK and ONNX ``Conv(group=g)`` want).
-    - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape) or
-      ``"gather"`` (a constant-index gather on the channel axis).
+    - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape),
+      ``"planar"`` (two rank-4 transposes through a channel-major view; the
+      fastest in int8 TFLite) or ``"gather"`` (a constant-index gather on the
+      channel axis).
     - ``shortcut_pool``: ``"avgpool"`` (AveragePooling2D) or ``"dwconv"`` (a
       depthwise conv with weights 1/9 and a constant per-position rescale,
       which XNNPACK delegates in int8).
@@ -246,7 +248,7 @@ class GraphForm:
 
     batch: int | None = None
     grouped_conv: Literal["split", "dense", "native"] = "split"
-    shuffle: Literal["reshape", "gather"] = "reshape"
+    shuffle: Literal["reshape", "planar", "gather"] = "reshape"
     shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
     relu: Literal["after_concat", "branch"] = "after_concat"
     shuffle_after_dw: bool = False
@@ -256,7 +258,7 @@ class GraphForm:
                  "Batch must be a positive integer or None.", "batch", self.batch)
         _require(self.grouped_conv in ("split", "dense", "native"), "grouped_conv must be split, dense or native.",
                  "grouped_conv", self.grouped_conv)
-        _require(self.shuffle in ("reshape", "gather"), "shuffle must be reshape or gather.",
+        _require(self.shuffle in ("reshape", "planar", "gather"), "shuffle must be reshape, planar or gather.",
                  "shuffle", self.shuffle)
         _require(self.shortcut_pool in ("avgpool", "dwconv"), "shortcut_pool must be avgpool or dwconv.",
                  "shortcut_pool", self.shortcut_pool)

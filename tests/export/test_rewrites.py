@@ -79,7 +79,8 @@ def test_native_grouped_conv_is_exact_through_litert(small_model, tmp_path):
 
 def test_edge_rewrites_are_listed_in_order():
     assert [r.name for r in rewrites.EDGE_REWRITES] == [
-        "static_batch", "native_grouped_conv", "shortcut_pool_as_dwconv", "relu_on_branch", "shuffle"]
+        "static_batch", "native_grouped_conv", "shortcut_pool_as_dwconv", "relu_on_branch", "shuffle_after_dw",
+        "shuffle"]
 
 
 def test_edge_form_names_the_failing_rewrite(small_model, monkeypatch):

@@ -90,3 +90,14 @@ def test_bad_flag_is_refused():
 
     with pytest.raises(InvalidArgumentError, match="shuffle_after_dw"):
         GraphForm(shuffle_after_dw="yes")
+
+
+@pytest.mark.parametrize("impl", ["reshape", "planar", "gather"])
+@pytest.mark.parametrize("groups,order", [(3, "paper"), (8, "paper"), (3, "official"), (4, "official")])
+def test_shuffle_impls_are_the_permutation(impl, groups, order):
+    """Every formulation equals the numpy definition x[..., perm] (batch 2, non-square channels per group)."""
+    channels = groups * 6
+    x = np.random.default_rng(4).normal(size=(2, 5, 3, channels)).astype(np.float32)
+    layer = ChannelShuffle(groups, order=order, impl=impl)
+    perm = np.arange(channels).reshape((groups, 6) if order == "paper" else (6, groups)).T.reshape(-1)
+    np.testing.assert_array_equal(np.asarray(layer(x)), x[..., perm])
