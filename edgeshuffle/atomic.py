@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,17 +33,16 @@ def ensure_writable_dir(folder: Path) -> Path:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto ``target``."""
     target = Path(target)
+    # The name is chosen before the file exists, so an interrupt at any point (even right after
+    # os.open) finds it in the except clause below; mode 0o666 minus the umask, like any new file.
+    temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial{target.suffix}"
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + target.suffix,
-                                             dir=target.parent)
-    except OSError as error:
-        raise InputFileError(f"cannot write {target}: {error.strerror or error}") from None
-    os.close(handle)
-    temporary = Path(temporary)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make artifacts private
-    try:
+        while True:
+            try:
+                os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:  # another writer's temporary file: never touch it
+                temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial{target.suffix}"
         yield temporary
         os.replace(temporary, target)
     except BaseException as error:
