@@ -144,7 +144,7 @@ def test_convert_small_variants(tmp_path, spec, batch):
     assert_onnx_is_edge_friendly(out / "float32.onnx", spec)
     independent_parity(model, out, batch=batch)
     assert_metadata(out, spec, GraphForm(batch=batch, grouped_conv="native", shortcut_pool="dwconv",
-                                         relu="branch", shuffle="reshape"))
+                                         relu="branch", shuffle="reshape", shuffle_after_dw=True))
     saved = json.loads((out / "convert.json").read_text())
     assert saved["status"] == "passed" == report.status
     assert set(saved["parity"]["comparisons"]) == {"tflite", "onnx"}
@@ -167,7 +167,8 @@ def test_convert_full_size_1x_g3(tmp_path):
     model = load_model(out / "model.keras")
     assert model.spec == spec
     independent_parity(model, out, samples=2)
-    assert_metadata(out, spec, GraphForm(batch=1, grouped_conv="native", shortcut_pool="dwconv", relu="branch"))
+    assert_metadata(out, spec, GraphForm(batch=1, grouped_conv="native", shortcut_pool="dwconv", relu="branch",
+                                         shuffle_after_dw=True))
 
 
 def test_failed_gate_keeps_artifacts_and_exits_3(tmp_path, monkeypatch):
