@@ -59,3 +59,22 @@ def spec_from_options(groups: str, scale: str, input_size: int | None, classes: 
     return ModelSpec(groups=int(groups), scale=float(scale),
                      input_size=input_size if input_size is not None else (32 if cifar else 224),
                      classes=classes if classes is not None else (10 if cifar else 1000), stem=stem)
+
+
+def echo_gated_report(run, render, as_json: bool):
+    """Run a gated step and print its report, also when the gate fails (then re-raise for the exit code)."""
+    import json
+
+    from edgeshuffle.errors import ParityError
+
+    def echo(report) -> None:
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
+
+    try:
+        report = run()
+    except ParityError as error:
+        if getattr(error, "report", None) is not None:
+            echo(error.report)
+        raise
+    echo(report)
+    return report

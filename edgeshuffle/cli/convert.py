@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors, spec_from_options, variant_options
+from edgeshuffle.cli.common import echo_gated_report, reports_errors, spec_from_options, variant_options
 
 
 def parity_rows(report) -> list[list[str]]:
@@ -71,7 +70,6 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgeshuffle.errors import ParityError
     from edgeshuffle.export.convert import STEPS, ConvertConfig
     from edgeshuffle.export.convert import convert as run_convert
 
@@ -91,19 +89,14 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
 
         model = build_shufflenet(spec_from_options(groups, scale, input_size, classes, stem))
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  transient=True, disable=as_json) as bar:
-        task = bar.add_task("convert", total=len(STEPS))
+    def run():
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      transient=True, disable=as_json) as bar:
+            task = bar.add_task("convert", total=len(STEPS))
 
-        def advance(step: str) -> None:
-            bar.update(task, completed=STEPS.index(step), description=f"convert: {step}")
+            def advance(step: str) -> None:
+                bar.update(task, completed=STEPS.index(step), description=f"convert: {step}")
 
-        try:
-            report = run_convert(model, output_dir, config, progress=advance)
-        except ParityError as error:
-            report = getattr(error, "report", None)
-            if report is not None:
-                click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_convert_report(report))
-            raise
-        bar.update(task, completed=len(STEPS))
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_convert_report(report))
+            return run_convert(model, output_dir, config, progress=advance)
+
+    echo_gated_report(run, render_convert_report, as_json)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors
+from edgeshuffle.cli.common import echo_gated_report, reports_errors
 
 
 def _percent(value) -> str:
@@ -78,7 +77,6 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgeshuffle.errors import ParityError
     from edgeshuffle.export.quantize import QuantizeConfig
     from edgeshuffle.export.quantize import quantize as run_quantize
     from edgeshuffle.models.io import load_model
@@ -87,18 +85,14 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
                             eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop, strict=strict,
                             layer_report=layer_report, seed=seed)
     model = load_model(model_path)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, disable=as_json) as bar:
-        task = bar.add_task("quantize", total=None)
+    def run():
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=True, disable=as_json) as bar:
+            task = bar.add_task("quantize", total=None)
 
-        def advance(step: str, done: int, total: int) -> None:
-            bar.update(task, description=f"quantize: {step}", completed=done, total=total)
+            def advance(step: str, done: int, total: int) -> None:
+                bar.update(task, description=f"quantize: {step}", completed=done, total=total)
 
-        try:
-            report = run_quantize(model, output_dir, config, progress=advance)
-        except ParityError as error:
-            report = getattr(error, "report", None)
-            if report is not None:
-                click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_quantize_report(report))
-            raise
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_quantize_report(report))
+            return run_quantize(model, output_dir, config, progress=advance)
+
+    echo_gated_report(run, render_quantize_report, as_json)

@@ -63,9 +63,6 @@ class _CalibrationReader:
     def get_next(self):
         return next(self._feeds, None)
 
-    def rewind(self):  # not needed by MinMax calibration, part of the reader protocol
-        raise NotImplementedError
-
 
 def quantize_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, work_dir: Path) -> None:
     """QDQ int8 ONNX of ``float_onnx`` with ``onnxruntime.quantization.quantize_static``.
@@ -98,7 +95,6 @@ def quantize_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, work_
 # --- The quantize step: calibration, both int8 artifacts, the accuracy gate, quantize.json ------------
 
 INT8_TFLITE, INT8_ONNX, REPORT_FILE = "int8.tflite", "int8.onnx", "quantize.json"
-STEPS = ("calibration", "float", "tflite", "onnx", "parity", "layers")
 
 
 @dataclasses.dataclass(frozen=True)
