@@ -225,3 +225,25 @@ def test_full_size_1x_g3_int8_is_one_partition_with_nothing_outside(tmp_path):
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     assert max(len(t["shape"]) for t in interpreter.get_tensor_details()) <= 4
     assert (tmp_path / "int8.onnx").stat().st_size < (tmp_path / "float32.onnx").stat().st_size / 2
+
+
+def test_official_variant_quantizes_to_one_partition_and_passes_parity(tmp_path):
+    """The imported (official-convention) network gets the paper variant's int8 guarantees."""
+    from pathlib import Path
+
+    from edgeshuffle.export.quantize import QuantizeConfig, quantize
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
+    from edgeshuffle.runtime.delegation import xnnpack_delegation
+
+    shipped = Path(__file__).resolve().parents[2] / "calibration"
+    model = build_shufflenet(ModelSpec.official(groups=8, scale=0.5, input_size=64, classes=10))
+    report = quantize(model, tmp_path, QuantizeConfig(
+        calibration=shipped / "imagenet-val-200", num_calibration=16, eval=shipped / "imagenet-val-agree-100",
+        eval_limit=24, max_drop=10.0))
+    delegation = xnnpack_delegation(tmp_path / "int8.tflite")
+    assert delegation.partitions == 1 and delegation.undelegated_ops == {}
+    assert "PAD" in delegation.op_histogram  # PyTorch's symmetric padding, delegated too
+    results = {Path(r["model"]).name: r for r in report.parity["results"]}
+    assert results["float32.tflite"]["max_relative_error"] < 1e-4
+    assert results["int8.tflite"]["mean_cosine"] > 0.99 and results["int8.onnx"]["mean_cosine"] > 0.98
