@@ -213,8 +213,8 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         ParityError: the accuracy gate failed; artifacts and a ``failed`` report are written first.
     """
     from edgeshuffle.atomic import ensure_writable_dir, write_bytes, write_text
-    from edgeshuffle.data.sets import calibration_set
     from edgeshuffle.data.images import find_images
+    from edgeshuffle.data.sets import calibration_set
     from edgeshuffle.errors import InputFileError
     from edgeshuffle.export.convert import MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, tool_versions
     from edgeshuffle.export.rewrites import edge_form, reference_form
@@ -222,6 +222,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     from edgeshuffle.models.io import save_model
     from edgeshuffle.parity import image_parity
     from edgeshuffle.runtime.delegation import xnnpack_delegation
+    from edgeshuffle.runtime.onnx_graph import onnx_ops
 
     step = progress or (lambda name, done, total: None)
     output_dir = ensure_writable_dir(Path(output_dir))
@@ -264,9 +265,6 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         executable = reference_form(edge)  # same layer names as the int8 graph, runnable by Keras
         errors = [e.to_dict() for e in layer_errors(output_dir / INT8_TFLITE, executable, calibration.inputs[:8])]
 
-    from edgeshuffle.export.tflite import tflite_op_histogram
-    from edgeshuffle.runtime.onnx_graph import onnx_ops
-
     files = {"keras": MODEL_FILE, "float32_tflite": TFLITE_FILE, "int8_tflite": INT8_TFLITE,
              "float32_onnx": ONNX_FILE, "int8_onnx": INT8_ONNX, "report": REPORT_FILE}
     report = QuantizeReport(
@@ -280,7 +278,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
                      "files": [str(p.relative_to(config.calibration)) for p in calibration.paths]},
         parity=None if parity is None else {**parity.to_dict(), "max_drop": config.max_drop},
         tflite={"file": INT8_TFLITE, "io_type": config.io_type, "xnnpack": delegation.to_dict(),
-                "op_histogram": tflite_op_histogram(output_dir / INT8_TFLITE)},
+                "op_histogram": delegation.op_histogram},
         onnx={"file": INT8_ONNX, "format": "QDQ", "weights": "int8 per-channel", "activations": "uint8",
               "op_histogram": onnx_ops(output_dir / INT8_ONNX)[0]},
         sizes={name: (output_dir / f).stat().st_size for name, f in files.items()
