@@ -156,7 +156,8 @@ def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
     Raises:
         InputFileError: the image folder is missing, empty or holds an unreadable image.
     """
-    from edgeshuffle.data import find_images, load_rgb, preprocess
+    from edgeshuffle.data import find_images
+    from edgeshuffle.data.sets import load_images
     from edgeshuffle.errors import InputFileError
 
     count = -(-config.samples // config.batch) * config.batch
@@ -165,7 +166,7 @@ def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
         if not paths:
             raise InputFileError(f"no images in {config.images}")
         paths = [paths[i % len(paths)] for i in range(count)]
-        batch = np.stack([preprocess(load_rgb(p), spec.preprocessing) for p in paths])
+        batch = load_images(paths, spec.preprocessing, strict=True).inputs
         return batch, f"{len(set(paths))} images from {config.images}"
     rng = np.random.default_rng(config.seed)
     pre = spec.preprocessing
