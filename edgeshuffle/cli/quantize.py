@@ -58,6 +58,9 @@ def render_quantize_report(report) -> str:
                    "reused when they are this model's, else written too).")
 @click.option("--io", "io_type", type=click.Choice(["int8", "uint8", "float32"]), default="int8",
               show_default=True, help="Input and output type of int8.tflite.")
+@click.option("--onnx-types", type=click.Choice(["u8u8", "u8s8", "s8s8"]), default="u8u8", show_default=True,
+              help="Integer types (activations, weights) of int8.onnx. u8s8 and s8s8 saturate in onnxruntime on "
+                   "x86 CPUs without VNNI; u8u8 is exact everywhere.")
 @click.option("--max-drop", type=click.FloatRange(0, 100), default=1.0, show_default=True,
               help="Gate: accuracy points (labelled) or % agreement (unlabelled) an artifact may lose vs Keras.")
 @click.option("--strict", is_flag=True, help="Unreadable images are an error instead of being skipped.")
@@ -65,13 +68,14 @@ def render_quantize_report(report) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
-def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, max_drop,
-             strict, layer_report, seed, as_json):
+def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, onnx_types,
+             max_drop, strict, layer_report, seed, as_json):
     """Quantize a ShuffleNet to int8 TFLite and ONNX with real calibration images.
 
     TFLite: full-integer int8 (per-channel weights, per-tensor activations),
     written so that XNNPACK runs the whole graph as one partition. ONNX: QDQ
-    from onnxruntime's quantize_static on the same images. With --eval, every
+    from onnxruntime's quantize_static on the same images, uint8 activations
+    and weights by default (--onnx-types). With --eval, every
     artifact is compared with Keras and the step exits 3 when one loses more
     than --max-drop (artifacts kept, marked failed in quantize.json).
     """
@@ -82,7 +86,7 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     from edgeshuffle.models.io import load_model
 
     config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
-                            eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop, strict=strict,
+                            onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop, strict=strict,
                             layer_report=layer_report, seed=seed)
     model = load_model(model_path)
     def run():

@@ -126,6 +126,41 @@ def test_int8_onnx_is_qdq_and_carries_metadata(quantized):
         assert metadata.precision == "int8" and metadata.class_names == CLASSES
 
 
+def test_int8_onnx_kernels_compute_what_the_qdq_graph_means(quantized):
+    """onnxruntime's fused integer kernels agree with the QDQ graph run op by op in float.
+
+    The reference is the same file with graph optimizations off: each
+    DequantizeLinear -> float op -> QuantizeLinear evaluated as written. The
+    u8u8 default cannot saturate, so only rounding order differs (a step or
+    two at the logits); u8s8 on x86 without VNNI misses by 5 steps on average.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    out, _ = quantized
+    proto = onnx.load(str(out / "int8.onnx"))
+    initializers = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    weights = [initializers[n.input[0]] for n in proto.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in initializers and initializers[n.input[0]].ndim == 4]
+    assert weights and all(w.dtype == np.uint8 for w in weights)
+    output_node = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
+    assert output_node.op_type == "DequantizeLinear"
+    step = float(initializers[output_node.input[1]])
+
+    def logits(level):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(str(out / "int8.onnx"), options, providers=["CPUExecutionProvider"])
+        feed = session.get_inputs()[0]
+        x = np.random.default_rng(0).normal(size=(32, *feed.shape[1:])).astype(np.float32)
+        return np.concatenate([session.run(None, {feed.name: x[i:i + 1]})[0] for i in range(len(x))])
+
+    steps = np.abs(logits(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+                   - logits(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)) / step
+    assert steps.mean() <= 1.0 and steps.max() <= 3.0, (steps.mean(), steps.max())
+
+
 def test_report_records_calibration_parity_and_layers(trained, quantized):
     from edgeshuffle.data import find_images, load_rgb, preprocess
     from edgeshuffle.data.sets import sample_order
@@ -250,4 +285,4 @@ def test_official_variant_quantizes_to_one_partition_and_passes_parity(tmp_path)
     assert "PAD" in delegation.op_histogram  # PyTorch's symmetric padding, delegated too
     results = {Path(r["model"]).name: r for r in report.parity["results"]}
     assert results["float32.tflite"]["max_relative_error"] < 1e-4
-    assert results["int8.tflite"]["mean_cosine"] > 0.99 and results["int8.onnx"]["mean_cosine"] > 0.95
+    assert results["int8.tflite"]["mean_cosine"] > 0.99 and results["int8.onnx"]["mean_cosine"] > 0.99
