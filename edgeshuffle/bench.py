@@ -280,8 +280,7 @@ class _Loaded:
 
 
 def _load(path: Path, label: str, config: BenchConfig, threads: int, images) -> _Loaded:
-    options = {"xnnpack": config.xnnpack} if _kind(path, config.runtime) == "tflite" else {}
-    runner = open_runner(path, runtime=config.runtime, threads=threads, **options)
+    runner = open_runner(path, runtime=config.runtime, threads=threads, xnnpack=config.xnnpack)
     if runner.kind not in ("tflite", "onnx"):
         raise InputFileError(f"bench runs .tflite and .onnx artifacts, not {runner.kind}: {path}")
     before = current_rss_bytes()
@@ -295,12 +294,6 @@ def _load(path: Path, label: str, config: BenchConfig, threads: int, images) -> 
         runner.deactivate()
         raise
     return _Loaded(path, label, runner, feeds, load_seconds, first, current_rss_bytes() - before)
-
-
-def _kind(path: Path, runtime: str) -> str:
-    from edgeshuffle.runtime.base import detect_kind
-
-    return detect_kind(path) if runtime == "auto" else runtime
 
 
 def _timed_rounds(loaded: list[_Loaded], rounds: int | None, min_seconds: float, record: bool,

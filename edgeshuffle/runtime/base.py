@@ -141,8 +141,12 @@ def detect_kind(path: Path) -> str:
     return "onnx" if head[:1] == b"\x08" else suffix  # ModelProto starts with ir_version (field 1, varint)
 
 
-def open_runner(path: Path, runtime: str = "auto", threads: int = 1, **options) -> Runner:
-    """A runner for ``path`` chosen by its suffix (``.tflite``, ``.onnx``, ``.keras``) or ``runtime``."""
+def open_runner(path: Path, runtime: str = "auto", threads: int = 1, xnnpack: bool = True) -> Runner:
+    """A runner for ``path`` chosen by its suffix (``.tflite``, ``.onnx``, ``.keras``) or ``runtime``.
+
+    ``xnnpack=False`` runs a TFLite model on LiteRT's built-in kernels (no
+    default delegate); other runtimes ignore it.
+    """
     from edgeshuffle.runtime.keras_runner import KerasRunner
     from edgeshuffle.runtime.onnx_runner import OnnxRunner
     from edgeshuffle.runtime.tflite_runner import TFLiteRunner
@@ -152,4 +156,6 @@ def open_runner(path: Path, runtime: str = "auto", threads: int = 1, **options) 
     kind = detect_kind(path) if runtime == "auto" else runtime
     if kind not in kinds:
         raise InputFileError(f"not a .tflite, .onnx or .keras model: {path}")
-    return kinds[kind](path, threads=threads, **options)
+    if kind == "tflite":
+        return TFLiteRunner(path, threads=threads, xnnpack=xnnpack)
+    return kinds[kind](path, threads=threads)

@@ -64,3 +64,56 @@ def test_comparer_gates_int8_at_one_step_and_float_at_the_relative_tolerance(art
         top = np.argsort(row)[-2:]
         row[top] = row[top[::-1]]
     assert verdict(flip) == 1
+
+
+def test_comparer_takes_int8_tflite_tolerance_from_x86_kernel_spread_and_allows_only_tie_flips(
+        artifacts, logits_run, tmp_path):  # noqa: F811
+    out, _ = logits_run
+    saved = dict(np.load(out))
+    folder = artifacts["edge_int8"].parent
+    step = compare_parity.output_scale(artifacts["edge_int8"])
+    x86 = saved["logits"].astype(np.float64)
+
+    def verdict(arm_change, x86_change=lambda x: None, builtin_change=lambda x: None):
+        files = []
+        for name, change in (("x86", x86_change), ("arm", arm_change), ("builtin", builtin_change)):
+            logits = x86.copy()
+            change(logits)
+            files.append(str(_write(tmp_path / f"{name}.npz", saved, logits)))
+        return compare_parity.main([files[0], files[1], str(folder), "--x86-builtin", files[2]])
+
+    def shift(amount):
+        return lambda x: x.__setitem__((1, 0, 0), x[1, 0, 0] + amount * step)
+
+    # x86's built-in kernels 3 steps from XNNPACK: aarch64 may differ by up to 3 + 1 steps.
+    assert verdict(shift(3.9), builtin_change=shift(3)) == 0
+    assert verdict(shift(4.5), builtin_change=shift(3)) == 1
+    assert verdict(shift(1.5)) == 1  # no spread on x86: the 1-step bound
+
+    margins = np.diff(np.sort(x86[1], axis=1)[:, -2:], axis=1)[:, 0]
+    wide = int(np.argmax(margins))
+    assert margins[wide] > 2 * step
+
+    def swap_top_two(image):
+        def change(x):
+            row = x[1, image]
+            top = np.argsort(row)[-2:]
+            row[top] = row[top[::-1]]
+        return change
+
+    def tie(x):  # image `wide` becomes an exact tie on x86
+        row = x[1, wide]
+        top = np.argsort(row)[-2:]
+        row[top[0]] = row[top[1]]
+
+    def break_tie_the_other_way(x):  # argmax takes the first of tied classes; the later one wins on aarch64
+        tie(x)
+        row = x[1, wide]
+        row[np.argsort(row)[-2:].max()] += 0.5 * step
+
+    tied, broken = x86.copy(), x86.copy()
+    tie(tied), break_tie_the_other_way(broken)
+    assert tied[1, wide].argmax() != broken[1, wide].argmax()
+
+    assert verdict(break_tie_the_other_way, x86_change=tie) == 0
+    assert verdict(swap_top_two(wide)) == 1  # a confident prediction that changes class
