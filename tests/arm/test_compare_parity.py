@@ -89,6 +89,7 @@ def test_comparer_takes_int8_tflite_tolerance_from_x86_kernel_spread_and_allows_
     assert verdict(shift(3.9), builtin_change=shift(3)) == 0
     assert verdict(shift(4.5), builtin_change=shift(3)) == 1
     assert verdict(shift(1.5)) == 1  # no spread on x86: the 1-step bound
+    assert verdict(shift(1 + 1e-5)) == 0  # a whole step, give or take float32 rounding of the logit
 
     margins = np.diff(np.sort(x86[1], axis=1)[:, -2:], axis=1)[:, 0]
     wide = int(np.argmax(margins))
