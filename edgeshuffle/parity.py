@@ -115,7 +115,8 @@ def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] |
 
 
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
-                 limit: int | None = None, strict: bool = False, progress=None, xnnpack: bool = True) -> ParityReport:
+                 limit: int | None = None, strict: bool = False, progress=None,
+                 xnnpack: bool = True) -> ParityReport:
     """Run every artifact on the images of ``images`` and compare each with ``reference``.
 
     Each artifact is fed the images preprocessed by its *own* metadata

@@ -46,7 +46,8 @@ def parity(models, images, reference, limit, strict, runtime, no_xnnpack, json_p
                   disable=not console.is_terminal) as bar:
         task = bar.add_task("images", total=None)
         report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
-                              xnnpack=not no_xnnpack, progress=lambda done, total: bar.update(task, completed=done, total=total))
+                              xnnpack=not no_xnnpack,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(render_parity(report))
     if json_path is not None:
         from edgeshuffle.atomic import write_text

@@ -86,8 +86,8 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     from edgeshuffle.models.io import load_model
 
     config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
-                            onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop, strict=strict,
-                            layer_report=layer_report, seed=seed)
+                            onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop,
+                            strict=strict, layer_report=layer_report, seed=seed)
     model = load_model(model_path)
     def run():
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

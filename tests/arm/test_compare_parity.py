@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -30,6 +32,17 @@ def test_logits_file_holds_each_models_raw_logits(artifacts, logits_run):  # noq
     assert list(saved["images"]) == [str(p) for p in images]
     for index, model in enumerate(models):
         np.testing.assert_allclose(saved["logits"][index], _direct_logits(model, images), rtol=1e-5, atol=1e-6)
+
+
+def test_no_xnnpack_runs_litert_builtin_kernels(artifacts, tmp_path):  # noqa: F811
+    out = tmp_path / "builtin.npz"
+    result = CliRunner().invoke(main, ["parity", str(artifacts["edge_float32"]), str(artifacts["edge_int8"]),
+                                       "--images", str(artifacts["images"]), "--no-xnnpack", "--logits", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    images = [Path(str(p)) for p in saved["images"]]
+    np.testing.assert_allclose(saved["logits"][1], _direct_logits(artifacts["edge_int8"], images, xnnpack=False),
+                               rtol=1e-6, atol=1e-7)  # the same integers; float32 vs float64 dequantization
 
 
 def _write(path, saved, logits):
