@@ -25,10 +25,9 @@ IO_TYPES = ("int8", "uint8", "float32")
 
 # onnxruntime's integer formats (activations, weights). u8u8 is the default:
 # x86 CPUs without VNNI run u8s8 (and s8s8, shifted to u8s8) with VPMADDUBSW,
-# whose 16-bit pair sums saturate: on a CIFAR-10 checkpoint of the shipped
-# model u8s8 lost 11.4 accuracy points (73% top-1 agreement with float), s8s8
-# 0.1 (94%), u8u8 0.25 (97%). u8u8 is exact on every CPU, so ARM and x86 also
-# compute the same integers, at 0.96x u8s8's speed (AVX2 machine; README).
+# whose 16-bit pair sums saturate and cost accuracy; u8u8 is exact on every
+# CPU, so ARM and x86 also compute the same integers.
+# benchmarks/bench_onnx_types.py measures the three (figures in the README).
 ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
 
 
@@ -175,7 +174,7 @@ def _float_artifacts_match(output_dir: Path, spec) -> bool:
     return all(f.is_file() and (m := read_metadata(f)) is not None and m.spec == spec for f in files)
 
 
-def _write_int8_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, metadata, types: str) -> None:
+def write_int8_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, metadata, types: str) -> None:
     import onnx
 
     from edgeshuffle.atomic import atomic_path
@@ -264,7 +263,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     delegation = xnnpack_delegation(output_dir / INT8_TFLITE)
 
     step("onnx", 0, 1)
-    _write_int8_onnx(output_dir / ONNX_FILE, calibration.inputs, output_dir / INT8_ONNX, metadata,
+    write_int8_onnx(output_dir / ONNX_FILE, calibration.inputs, output_dir / INT8_ONNX, metadata,
                      config.onnx_types)
 
     parity, failures = None, []

@@ -132,7 +132,8 @@ def test_int8_onnx_kernels_compute_what_the_qdq_graph_means(quantized):
     The reference is the same file with graph optimizations off: each
     DequantizeLinear -> float op -> QuantizeLinear evaluated as written. The
     u8u8 default cannot saturate, so only rounding order differs (a step or
-    two at the logits); u8s8 on x86 without VNNI misses by 5 steps on average.
+    two at the logits); u8s8 on x86 without VNNI misses by several steps on average
+    (benchmarks/bench_onnx_types.py measures it).
     """
     import onnx
     import onnxruntime as ort
