@@ -333,9 +333,25 @@ def _check_spec(spec: ModelSpec, data: ClassFolder) -> ModelSpec:
     return dataclasses.replace(spec, classes=len(names), class_names=names)
 
 
+def _initial_model(path: Path, spec: ModelSpec):
+    """The ``init_from`` model, checked to be the variant ``spec`` trained on the same classes."""
+    from edgeshuffle.models.io import load_model
+
+    model = load_model(path)
+    if model.spec.class_names != spec.class_names:
+        raise InputFileError(f"{path} was trained on other classes than --data's: "
+                             f"{', '.join(model.spec.class_names or ('(none stored)',))}")
+    if model.spec != spec:
+        stored, asked = model.spec.to_dict(), spec.to_dict()
+        differing = sorted(k for k in asked if stored[k] != asked[k])
+        raise InputFileError(f"{path} is not the variant asked for: it differs in {', '.join(differing)} "
+                             f"(it is a {model.spec.name}; give its variant options)")
+    return model
+
+
 def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | None = None, *,
           val_dir: Path | None = None, checkpoint_dir: Path | None = None, resume: bool = False,
-          listener: TrainingListener | None = None) -> TrainResult:
+          init_from: Path | None = None, listener: TrainingListener | None = None) -> TrainResult:
     """Train ``spec`` on the class-subfolder folder ``data_dir`` and save it to ``output`` (``.keras``).
 
     Args:
@@ -347,6 +363,10 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         val_dir: optional labelled folder (same classes) for top-1 accuracy after every epoch.
         checkpoint_dir: default ``output`` with ``.checkpoints`` instead of ``.keras``.
         resume: continue after the last complete checkpoint.
+        init_from: a ``.keras`` model of the same variant and classes whose
+            weights replace the random initialisation of a new run (a second
+            learning-rate cycle, or fine-tuning); the recipe starts from
+            epoch 1 with a new optimizer.
         listener: progress hooks.
 
     Returns:
@@ -356,9 +376,10 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     Raises:
         InputFileError: a bad data folder (no class subfolders, an empty
             class, an image that does not decode), a missing or mismatched
-            checkpoint, an existing checkpoint without ``resume``.
-        InvalidArgumentError: a bad config, or classes that differ between
-            the training and validation folders.
+            checkpoint, an existing checkpoint without ``resume``, an
+            ``init_from`` model of another variant or other classes.
+        InvalidArgumentError: a bad config, classes that differ between
+            the training and validation folders, ``init_from`` with ``resume``.
     """
     listener = listener or TrainingListener()
     output = Path(output)
@@ -373,6 +394,11 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         raise InvalidArgumentError(f"The validation classes differ from the training classes. "
                                    f"Received: `val classes={', '.join(val_folder.class_names)}`")
     spec = _check_spec(spec, train_folder)
+    if init_from is not None:
+        if resume:
+            raise InvalidArgumentError("A resumed run continues from its checkpoint's weights; "
+                                       f"--init-from starts a new run. Received: `init_from={init_from}`")
+        initial = _initial_model(Path(init_from), spec)
 
     start_epoch, history = 0, []
     checkpoint = latest_checkpoint(checkpoint_dir)
@@ -416,7 +442,11 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     else:
         keras.utils.set_random_seed(config.seed)
         model = build_shufflenet(spec, TRAINING_FORM)
-        _zero_init_residual_gammas(model)
+        if init_from is not None:
+            model.set_weights(initial.get_weights())
+            log.info("starting from the weights of %s", init_from)
+        else:
+            _zero_init_residual_gammas(model)
     steps = len(epoch_batches(len(x_train), config.batch_size, config.seed, 0, config.max_steps_per_epoch))
     if start_epoch < config.epochs:
         optimizer = _compile(model, config, steps)

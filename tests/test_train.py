@@ -260,3 +260,37 @@ def test_bad_folders_are_refused_without_tensorflow(tmp_path):
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [f"error: no class subfolders in {tmp_path / 'flat'} "
                                                 "(expected one subfolder of images per class)"]
+
+
+def test_init_from_starts_a_new_run_from_the_given_weights(tmp_path, data, uninterrupted):
+    from edgeshuffle.models.io import load_model
+
+    initial = uninterrupted[0] / "model.keras"
+    # One step at a vanishing learning rate: the trainable weights stay where the run started.
+    args = ["-g", "3", "-s", "0.25", "--stem", "cifar", "--epochs", "1", "--batch-size", "8", "--lr", "1e-12",
+            "--weight-decay", "0", "--steps-per-epoch", "1", "--data", str(data)]
+    for name, start in (("second", ["--init-from", str(initial)]), ("fresh", [])):
+        result = _run(args + ["--output", str(tmp_path / f"{name}.keras"), "--json"] + start)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["history"][0]["epoch"] == 1  # a new run, not a resumed one
+    reference = load_model(initial)
+    second, fresh = (load_model(tmp_path / f"{name}.keras") for name in ("second", "fresh"))
+    for expected, got, random_start in zip(reference.trainable_weights, second.trainable_weights,
+                                           fresh.trainable_weights):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=1e-6, err_msg=got.path)
+    assert not all(np.allclose(a.numpy(), b.numpy(), atol=1e-3)
+                   for a, b in zip(reference.trainable_weights, fresh.trainable_weights))
+
+
+def test_init_from_refuses_another_variant_other_classes_and_resume(tmp_path, data, uninterrupted):
+    initial = uninterrupted[0] / "model.keras"
+    one_step = TrainConfig(epochs=1, batch_size=8, warmup_epochs=0.0, max_steps_per_epoch=1)
+    with pytest.raises(InputFileError, match="differs in scale"):
+        train(data, tmp_path / "m.keras", ModelSpec(groups=3, scale=0.5, input_size=32, classes=3, stem="cifar"),
+              one_step, init_from=initial)
+    others = make_folder(tmp_path / "others", classes=("ant", "bee", "fly"))
+    with pytest.raises(InputFileError, match="other classes.*cat, dog, ship"):
+        train(others, tmp_path / "m.keras", SPEC, one_step, init_from=initial)
+    with pytest.raises(InvalidArgumentError, match="init_from"):
+        train(data, tmp_path / "m.keras", SPEC, None, resume=True, init_from=initial)
+    assert not (tmp_path / "m.keras").exists()

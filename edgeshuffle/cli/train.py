@@ -61,11 +61,14 @@ def _progress_listener(progress):
               help="Per-epoch checkpoints [default: OUTPUT with .checkpoints instead of .keras].")
 @click.option("--resume", is_flag=True, help="Continue after the last checkpoint, with its variant and recipe "
               "(recipe options may be left out; given ones must match).")
+@click.option("--init-from", type=click.Path(path_type=Path, dir_okay=False),
+              help="Start from this .keras model's weights (same variant options and classes) instead of a "
+              "random initialisation: a new run with a new learning-rate cycle, e.g. a second cycle or fine-tuning.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training record as JSON at the end.")
 @reports_errors
 def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, batch_size, learning_rate,
           weight_decay, label_smoothing, warmup_epochs, seed, no_augment, steps_per_epoch, val_dir,
-          checkpoint_dir, resume, as_json):
+          checkpoint_dir, resume, init_from, as_json):
     """Train a ShuffleNet v1 on an image folder with one subfolder per class.
 
     Recipe: SGD (Nesterov momentum 0.9) with linear warm-up then cosine decay
@@ -115,7 +118,7 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
     with Progress(*columns, disable=as_json, transient=False) as progress:
         result = run_train(data_dir, output, spec, config, val_dir=val_dir, checkpoint_dir=checkpoint_dir,
-                           resume=resume, listener=_progress_listener(progress))
+                           resume=resume, init_from=init_from, listener=_progress_listener(progress))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
