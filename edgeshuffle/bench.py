@@ -64,7 +64,7 @@ class BenchConfig:
     warmup: int = 10
     min_seconds: float = 0.0
     runtime: str = "auto"
-    xnnpack: bool = True
+    tflite_kernels: str = "xnnpack"
     inputs: Path | None = None
     baseline: Path | None = None
     seed: int = 0
@@ -280,7 +280,7 @@ class _Loaded:
 
 
 def _load(path: Path, label: str, config: BenchConfig, threads: int, images) -> _Loaded:
-    runner = open_runner(path, runtime=config.runtime, threads=threads, xnnpack=config.xnnpack)
+    runner = open_runner(path, runtime=config.runtime, threads=threads, tflite_kernels=config.tflite_kernels)
     if runner.kind not in ("tflite", "onnx"):
         raise InputFileError(f"bench runs .tflite and .onnx artifacts, not {runner.kind}: {path}")
     before = current_rss_bytes()

@@ -19,24 +19,6 @@ from edgeshuffle.cli.common import reports_errors
 SHIPPED_MODEL = Path("models/shufflenet_v1_g3_0.5x_cifar10.keras")
 CALIBRATION = Path("calibration/cifar10-train-300")
 EVALUATION = Path("calibration/cifar10-test-2000")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def _model():
-    """The shipped trained model; an untrained one of the same variant if the repo has none yet."""
-    from edgeshuffle.models.io import load_model
-
-    if SHIPPED_MODEL.is_file():
-        return load_model(SHIPPED_MODEL), f"Model: `{SHIPPED_MODEL}` (see models/README.md)."
-    import keras
-
-    from edgeshuffle.models.shufflenet import build_shufflenet
-    from edgeshuffle.models.variants import ModelSpec
-
-    keras.utils.set_random_seed(0)
-    spec = ModelSpec(groups=3, scale=0.5, input_size=32, classes=10, stem="cifar", class_names=CIFAR10_CLASSES)
-    return build_shufflenet(spec), ("Model: an UNTRAINED ShuffleNet 0.5x g=3 (the trained model is not in "
-                                    "models/ yet): accuracy is chance and the accuracy gate is not applied.")
 
 
 @click.command()
@@ -53,18 +35,19 @@ def demo(output_dir: Path, runs: int) -> None:
     from edgeshuffle.export.quantize import QuantizeConfig, quantize
     from edgeshuffle.report import demo_markdown, demo_rows, plot_accuracy_latency, plot_latency
 
+    from edgeshuffle.models.io import load_model
+
     output_dir = ensure_writable_dir(output_dir)
-    model, note = _model()
-    trained = SHIPPED_MODEL.is_file()
+    model = load_model(SHIPPED_MODEL)
+    note = f"Model: `{SHIPPED_MODEL}` (see models/README.md)."
     click.echo(f"{note}\n{model.name}: {model.count_params():,} parameters, input {model.input_shape}")
 
     click.echo(f"\n[1/4] convert -> {output_dir}")
     click.echo(render_convert_report(convert(model, output_dir)))
 
     click.echo(f"\n[2/4] quantize (calibration {CALIBRATION.name}, evaluation {EVALUATION.name})")
-    # The model card's promise: int8 within 0.5 points of float. An untrained network is not gated.
-    config = QuantizeConfig(calibration=CALIBRATION, num_calibration=200, eval=EVALUATION,
-                            max_drop=0.5 if trained else 100.0)
+    # The model card's promise: int8 within 0.5 points of float.
+    config = QuantizeConfig(calibration=CALIBRATION, num_calibration=200, eval=EVALUATION, max_drop=0.5)
     quantized = quantize(model, output_dir, config)
     click.echo(render_quantize_report(quantized))
 

@@ -116,7 +116,7 @@ def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] |
 
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
                  limit: int | None = None, strict: bool = False, progress=None,
-                 xnnpack: bool = True) -> ParityReport:
+                 tflite_kernels: str = "xnnpack") -> ParityReport:
     """Run every artifact on the images of ``images`` and compare each with ``reference``.
 
     Each artifact is fed the images preprocessed by its *own* metadata
@@ -127,8 +127,8 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     names when its metadata has them, else taken in sorted order.
 
     Images that fail to decode are skipped and counted, or raise under ``strict``.
-    ``progress(done, total)`` is called as images are evaluated. ``xnnpack=False``
-    runs TFLite models on LiteRT's built-in kernels instead of XNNPACK.
+    ``progress(done, total)`` is called as images are evaluated. ``tflite_kernels``
+    picks LiteRT's kernels for TFLite models: xnnpack, builtin or reference.
 
     Raises:
         InputFileError: a missing or invalid model, an artifact without metadata, no images.
@@ -166,7 +166,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     chosen = image_set.paths[:limit] if limit else image_set.paths
     labels = image_set.labels[:len(chosen)] if image_set.labels is not None else None
 
-    runners = [open_runner(p, runtime=runtime, threads=threads, xnnpack=xnnpack) for p in paths]
+    runners = [open_runner(p, runtime=runtime, threads=threads, tflite_kernels=tflite_kernels) for p in paths]
     logits: list[list[np.ndarray]] = [[] for _ in paths]
     kept_labels: list[int] = []
     kept_files: list[str] = []

@@ -47,7 +47,10 @@ def parse_threads(text: str) -> tuple[int, ...]:
               help="Keep timing until each model has spent at least this long.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True,
               help="auto: by file suffix.")
-@click.option("--no-xnnpack", is_flag=True, help="LiteRT without its default XNNPACK delegate.")
+@click.option("--tflite-kernels", type=click.Choice(["xnnpack", "builtin", "reference"]), default="xnnpack",
+              show_default=True, help="Kernels for .tflite models: LiteRT's default XNNPACK delegate, its built-in "
+              "optimized kernels, or its portable reference kernels (exact integer arithmetic, identical on every "
+              "architecture, slow).")
 @click.option("--inputs", type=click.Path(path_type=Path), default=None,
               help="A folder of images (preprocessed by each artifact's metadata) instead of random inputs.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
@@ -56,7 +59,7 @@ def parse_threads(text: str) -> tuple[int, ...]:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the full report (schema edgeshuffle.bench, version 1) here.")
 @reports_errors
-def bench(models, threads, runs, warmup, min_seconds, runtime, no_xnnpack, inputs, baseline, seed, json_path):
+def bench(models, threads, runs, warmup, min_seconds, runtime, tflite_kernels, inputs, baseline, seed, json_path):
     """Latency of .tflite / .onnx MODELS on this machine, with why a model is slow.
 
     Per model and thread count: load time, first inference, mean/std/min/
@@ -69,7 +72,7 @@ def bench(models, threads, runs, warmup, min_seconds, runtime, no_xnnpack, input
 
     check_json_target(json_path)
     config = BenchConfig(models=tuple(models), threads=parse_threads(threads), runs=runs, warmup=warmup,
-                         min_seconds=min_seconds, runtime=runtime, xnnpack=not no_xnnpack, inputs=inputs,
+                         min_seconds=min_seconds, runtime=runtime, tflite_kernels=tflite_kernels, inputs=inputs,
                          baseline=baseline, seed=seed)
     report = _run_with_progress(config)
     click.echo(render_bench(report))
@@ -109,8 +112,8 @@ def _delegation_text(result) -> str:
         return f"{'+'.join(p.replace('ExecutionProvider', '') for p in describe.get('providers', []))}, " \
                f"opt {describe.get('graph_optimization_level')}"
     d = result.delegation
-    if not result.runner.get("xnnpack", True):
-        return "XNNPACK off"
+    if result.runner.get("kernels", "xnnpack") != "xnnpack":
+        return f"XNNPACK off ({result.runner['kernels']} kernels)"
     outside = ", ".join(f"{op} x{n}" for op, n in d["undelegated_ops"].items())
     text = f"XNNPACK {d['partitions']} partition{'s' if d['partitions'] != 1 else ''}"
     return f"{text}; outside: {outside}" if outside else f"{text}, all {d['nodes']} ops"

@@ -19,15 +19,17 @@ from edgeshuffle.cli.common import reports_errors
 @click.option("--limit", type=int, default=None, help="Use only the first N images (sorted by path).")
 @click.option("--strict", is_flag=True, help="Fail on an image that does not decode instead of skipping it.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True)
-@click.option("--no-xnnpack", is_flag=True,
-              help="Run .tflite models on LiteRT's built-in kernels instead of its default XNNPACK delegate.")
+@click.option("--tflite-kernels", type=click.Choice(["xnnpack", "builtin", "reference"]), default="xnnpack",
+              show_default=True, help="Kernels for .tflite models: LiteRT's default XNNPACK delegate, its built-in "
+              "optimized kernels, or its portable reference kernels (exact integer arithmetic, identical on every "
+              "architecture, slow).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the report (schema edgeshuffle.parity, version 1) here.")
 @click.option("--logits", "logits_path", type=click.Path(path_type=Path), default=None,
               help="Also write every model's raw logits here (.npz: models, images, logits[model, image, class]), "
                    "to compare one machine's outputs with another's.")
 @reports_errors
-def parity(models, images, reference, limit, strict, runtime, no_xnnpack, json_path, logits_path):
+def parity(models, images, reference, limit, strict, runtime, tflite_kernels, json_path, logits_path):
     """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
 
     Each artifact preprocesses the images as its own metadata says, so a
@@ -46,7 +48,7 @@ def parity(models, images, reference, limit, strict, runtime, no_xnnpack, json_p
                   disable=not console.is_terminal) as bar:
         task = bar.add_task("images", total=None)
         report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
-                              xnnpack=not no_xnnpack,
+                              tflite_kernels=tflite_kernels,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(render_parity(report))
     if json_path is not None:

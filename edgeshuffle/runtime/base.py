@@ -141,11 +141,11 @@ def detect_kind(path: Path) -> str:
     return "onnx" if head[:1] == b"\x08" else suffix  # ModelProto starts with ir_version (field 1, varint)
 
 
-def open_runner(path: Path, runtime: str = "auto", threads: int = 1, xnnpack: bool = True) -> Runner:
+def open_runner(path: Path, runtime: str = "auto", threads: int = 1, tflite_kernels: str = "xnnpack") -> Runner:
     """A runner for ``path`` chosen by its suffix (``.tflite``, ``.onnx``, ``.keras``) or ``runtime``.
 
-    ``xnnpack=False`` runs a TFLite model on LiteRT's built-in kernels (no
-    default delegate); other runtimes ignore it.
+    ``tflite_kernels`` picks the kernels of a TFLite model (see
+    :data:`edgeshuffle.runtime.tflite_runner.TFLITE_KERNELS`); other runtimes ignore it.
     """
     from edgeshuffle.runtime.keras_runner import KerasRunner
     from edgeshuffle.runtime.onnx_runner import OnnxRunner
@@ -157,5 +157,5 @@ def open_runner(path: Path, runtime: str = "auto", threads: int = 1, xnnpack: bo
     if kind not in kinds:
         raise InputFileError(f"not a .tflite, .onnx or .keras model: {path}")
     if kind == "tflite":
-        return TFLiteRunner(path, threads=threads, xnnpack=xnnpack)
+        return TFLiteRunner(path, threads=threads, kernels=tflite_kernels)
     return kinds[kind](path, threads=threads)

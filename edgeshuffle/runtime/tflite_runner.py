@@ -1,4 +1,4 @@
-"""LiteRT (ai_edge_litert) runner, with XNNPACK unless asked not to."""
+"""LiteRT (ai_edge_litert) runner: XNNPACK by default, or LiteRT's built-in or reference kernels."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from edgeshuffle.errors import InputFileError, InvalidArgumentError
 from edgeshuffle.runtime.base import InputInfo, Runner
 
 
+# Which kernels run a .tflite model, by LiteRT op resolver: "xnnpack" (the default delegate, what a
+# board runs), "builtin" (LiteRT's optimized kernels, no delegate) and "reference" (its portable
+# reference kernels: plain integer arithmetic, the same results on every architecture, slow).
+TFLITE_KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
+
+
 class TFLiteRunner(Runner):
     kind = "tflite"
 
-    def __init__(self, path, threads: int = 1, xnnpack: bool = True):
+    def __init__(self, path, threads: int = 1, kernels: str = "xnnpack"):
         super().__init__(path, threads)
-        self.xnnpack = xnnpack
+        if kernels not in TFLITE_KERNELS:
+            raise InvalidArgumentError(f"TFLite kernels must be one of {', '.join(TFLITE_KERNELS)}. "
+                                       f"Received: `kernels={kernels}`")
+        self.kernels = kernels
         self.interpreter = None
 
     def _activate(self) -> None:
@@ -25,7 +34,7 @@ class TFLiteRunner(Runner):
         if self.threads < 1:
             raise InvalidArgumentError(f"threads must be at least 1. Received: `threads={self.threads}`")
 
-        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = OpResolverType[TFLITE_KERNELS[self.kernels]]
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
                                            experimental_op_resolver_type=resolver)
@@ -74,7 +83,7 @@ class TFLiteRunner(Runner):
         except importlib.metadata.PackageNotFoundError:
             version = None
         return {"runtime": self.kind, "runtime_version": version, "threads": self.threads,
-                "xnnpack": self.xnnpack}
+                "kernels": self.kernels}
 
     def timed_call(self, feed: np.ndarray) -> float:
         self.interpreter.set_tensor(self._input["index"], feed)

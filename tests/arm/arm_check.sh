@@ -120,14 +120,18 @@ models=()
 for artifact in "${ARTIFACTS[@]}"; do models+=("$WORK/in/artifacts/$artifact"); done
 "$(dirname "$PY")/edgeshuffle" parity "${models[@]}" --images "$WORK/in/images" --json "$WORK/x86/parity.json" \
     --logits "$WORK/x86/logits.npz" > "$WORK/x86.log" 2>&1 || { cat "$WORK/x86.log" >&2; die "x86 parity failed"; }
-# LiteRT's int8 kernels are not bit-exact with each other: the spread between x86's XNNPACK and
-# built-in kernels on the same images sets the tolerance for int8.tflite (tests/arm/compare_parity.py).
-"$(dirname "$PY")/edgeshuffle" parity "${models[@]}" --images "$WORK/in/images" --no-xnnpack \
-    --logits "$WORK/x86/logits-builtin.npz" >> "$WORK/x86.log" 2>&1 \
-    || { cat "$WORK/x86.log" >&2; die "x86 parity (built-in kernels) failed"; }
+# LiteRT's optimized int8 kernels are not bit-exact with each other; its reference kernels are the
+# same on both architectures. x86's XNNPACK, built-in and reference runs set int8.tflite's tolerance
+# (tests/arm/compare_parity.py).
+for kernels in builtin reference; do
+    "$(dirname "$PY")/edgeshuffle" parity "${models[@]}" --images "$WORK/in/images" --tflite-kernels "$kernels" \
+        --logits "$WORK/x86/logits-$kernels.npz" >> "$WORK/x86.log" 2>&1 \
+        || { cat "$WORK/x86.log" >&2; die "x86 parity ($kernels kernels) failed"; }
+done
 
 summary=$("$PY" tests/arm/compare_parity.py "$WORK/x86/logits.npz" "$WORK/out/logits.npz" "$WORK/in/artifacts" \
-    --x86-builtin "$WORK/x86/logits-builtin.npz") && status=0 || status=$?
+    --x86-builtin "$WORK/x86/logits-builtin.npz" --x86-reference "$WORK/x86/logits-reference.npz" \
+    --arm-reference "$WORK/out/logits-reference.npz") && status=0 || status=$?
 
 echo
 echo "=== make arm-check: the board path on aarch64 (qemu-user emulation) ==="

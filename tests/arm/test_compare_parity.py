@@ -34,14 +34,17 @@ def test_logits_file_holds_each_models_raw_logits(artifacts, logits_run):  # noq
         np.testing.assert_allclose(saved["logits"][index], _direct_logits(model, images), rtol=1e-5, atol=1e-6)
 
 
-def test_no_xnnpack_runs_litert_builtin_kernels(artifacts, tmp_path):  # noqa: F811
-    out = tmp_path / "builtin.npz"
+@pytest.mark.parametrize("kernels, resolver", [("builtin", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"),
+                                               ("reference", "BUILTIN_REF")])
+def test_tflite_kernels_pick_litert_op_resolver(artifacts, tmp_path, kernels, resolver):  # noqa: F811
+    out = tmp_path / f"{kernels}.npz"
     result = CliRunner().invoke(main, ["parity", str(artifacts["edge_float32"]), str(artifacts["edge_int8"]),
-                                       "--images", str(artifacts["images"]), "--no-xnnpack", "--logits", str(out)])
+                                       "--images", str(artifacts["images"]), "--tflite-kernels", kernels,
+                                       "--logits", str(out)])
     assert result.exit_code == 0, result.output
     saved = np.load(out)
     images = [Path(str(p)) for p in saved["images"]]
-    np.testing.assert_allclose(saved["logits"][1], _direct_logits(artifacts["edge_int8"], images, xnnpack=False),
+    np.testing.assert_allclose(saved["logits"][1], _direct_logits(artifacts["edge_int8"], images, resolver),
                                rtol=1e-6, atol=1e-7)  # the same integers; float32 vs float64 dequantization
 
 
@@ -79,7 +82,7 @@ def test_comparer_gates_int8_at_one_step_and_float_at_the_relative_tolerance(art
     assert verdict(flip) == 1
 
 
-def test_comparer_takes_int8_tflite_tolerance_from_x86_kernel_spread_and_allows_only_tie_flips(
+def test_comparer_bounds_optimized_int8_tflite_by_x86_distance_from_reference_kernels(
         artifacts, logits_run, tmp_path):  # noqa: F811
     out, _ = logits_run
     saved = dict(np.load(out))
@@ -87,22 +90,35 @@ def test_comparer_takes_int8_tflite_tolerance_from_x86_kernel_spread_and_allows_
     step = compare_parity.output_scale(artifacts["edge_int8"])
     x86 = saved["logits"].astype(np.float64)
 
-    def verdict(arm_change, x86_change=lambda x: None, builtin_change=lambda x: None):
-        files = []
-        for name, change in (("x86", x86_change), ("arm", arm_change), ("builtin", builtin_change)):
+    def verdict(arm_change, x86_change=lambda x: None, builtin_change=lambda x: None,
+                reference_change=lambda x: None, arm_reference_change=lambda x: None, references=True):
+        files = {}
+        for name, change in (("x86", x86_change), ("arm", arm_change), ("builtin", builtin_change),
+                             ("x86-ref", reference_change), ("arm-ref", arm_reference_change)):
             logits = x86.copy()
             change(logits)
-            files.append(str(_write(tmp_path / f"{name}.npz", saved, logits)))
-        return compare_parity.main([files[0], files[1], str(folder), "--x86-builtin", files[2]])
+            files[name] = str(_write(tmp_path / f"{name}.npz", saved, logits))
+        args = [files["x86"], files["arm"], str(folder), "--x86-builtin", files["builtin"]]
+        if references:
+            args += ["--x86-reference", files["x86-ref"], "--arm-reference", files["arm-ref"]]
+        return compare_parity.main(args)
 
-    def shift(amount):
-        return lambda x: x.__setitem__((1, 0, 0), x[1, 0, 0] + amount * step)
+    def shift(amount, image=0):
+        return lambda x: x.__setitem__((1, image, 0), x[1, image, 0] + amount * step)
 
-    # x86's built-in kernels 3 steps from XNNPACK: aarch64 may differ by up to 3 + 1 steps.
-    assert verdict(shift(3.9), builtin_change=shift(3)) == 0
-    assert verdict(shift(4.5), builtin_change=shift(3)) == 1
-    assert verdict(shift(1.5)) == 1  # no spread on x86: the 1-step bound
-    assert verdict(shift(1 + 1e-5)) == 0  # a whole step, give or take float32 rounding of the logit
+    # x86's built-in kernels 3 steps from the reference, XNNPACK exact: E = 3, aarch64 may differ by 2 x 3 + 1.
+    assert verdict(shift(6.9), builtin_change=shift(3)) == 0
+    assert verdict(shift(7.5), builtin_change=shift(3)) == 1
+    # XNNPACK 2 steps from the reference on another image, built-in exact: E = 2.
+    xnnpack_2_away = {"reference_change": shift(2, image=1), "arm_reference_change": shift(2, image=1),
+                      "builtin_change": shift(2, image=1)}
+    assert verdict(shift(5, image=1), **xnnpack_2_away) == 0
+    assert verdict(shift(5.5, image=1), **xnnpack_2_away) == 1
+    # The reference kernels themselves must agree within 1 step across architectures.
+    assert verdict(lambda x: None, arm_reference_change=shift(1)) == 0
+    assert verdict(lambda x: None, arm_reference_change=shift(1.5)) == 1
+    assert verdict(shift(1.5), references=False) == 1  # without reference runs: the 1-step bound
+    assert verdict(shift(1 + 1e-5), references=False) == 0  # a whole step, give or take float32 rounding
 
     margins = np.diff(np.sort(x86[1], axis=1)[:, -2:], axis=1)[:, 0]
     wide = int(np.argmax(margins))
@@ -129,5 +145,5 @@ def test_comparer_takes_int8_tflite_tolerance_from_x86_kernel_spread_and_allows_
     tie(tied), break_tie_the_other_way(broken)
     assert tied[1, wide].argmax() != broken[1, wide].argmax()
 
-    assert verdict(break_tie_the_other_way, x86_change=tie) == 0
+    assert verdict(break_tie_the_other_way, x86_change=tie, references=False) == 0
     assert verdict(swap_top_two(wide)) == 1  # a confident prediction that changes class

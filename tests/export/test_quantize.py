@@ -182,8 +182,8 @@ def test_report_records_calibration_parity_and_layers(trained, quantized):
     model = load_model(trained["model"])
     paths = sample_order(find_images(trained["calibration"]))[:8]
     x = np.stack([preprocess(load_rgb(p), model.spec.preprocessing) for p in paths])
-    # The layer report reads intermediates, so it runs LiteRT's reference kernels, not XNNPACK.
-    with open_runner(out / "int8.tflite", xnnpack=False) as runner:
+    # The layer report reads intermediates, so it runs LiteRT's built-in kernels, not XNNPACK.
+    with open_runner(out / "int8.tflite", tflite_kernels="builtin") as runner:
         rmse = float(np.sqrt(np.mean((runner.infer(x) - np.asarray(model(x))) ** 2)))
     assert layers["logits"]["rmse"] == pytest.approx(rmse, rel=0.02)
 

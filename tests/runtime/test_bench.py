@@ -117,9 +117,9 @@ def test_bench_interleaves_models_round_robin(artifacts):
 
 
 def test_bench_without_xnnpack(artifacts, tmp_path):
-    report, output = _bench(tmp_path, artifacts["edge_float32"], "--no-xnnpack")
+    report, output = _bench(tmp_path, artifacts["edge_float32"], "--tflite-kernels", "builtin")
     result = report["results"][0]
-    assert result["runner"]["xnnpack"] is False
+    assert result["runner"]["kernels"] == "builtin"
     assert result["delegation"]["partitions"] == 0 and result["delegation"]["delegated_nodes"] == 0
     assert "XNNPACK off" in output
 

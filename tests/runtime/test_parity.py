@@ -13,13 +13,13 @@ from edgeshuffle.cli import main
 from tests.runtime.conftest import CLASS_NAMES, _spec
 
 
-def _direct_logits(path, images, xnnpack=True):
-    """Logits of every image via ai_edge_litert directly, preprocessed by hand (32x32: no resize)."""
+def _direct_logits(path, images, resolver="AUTO"):
+    """Logits of every image via ai_edge_litert directly (``resolver``: an OpResolverType name),
+    preprocessed by hand (32x32: no resize)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     pre = _spec().preprocessing
-    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=(
-        OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType[resolver])
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     logits = []
