@@ -386,7 +386,6 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     if output.suffix != ".keras":
         raise InputFileError(f"model files must end in .keras: {output}")
     ensure_writable_dir(output.parent)
-    checkpoint_dir = ensure_writable_dir(Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output))
 
     train_folder = class_folder(data_dir)
     val_folder = class_folder(val_dir) if val_dir is not None else None
@@ -399,6 +398,8 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
             raise InvalidArgumentError("A resumed run continues from its checkpoint's weights; "
                                        f"--init-from starts a new run. Received: `init_from={init_from}`")
         initial = _initial_model(Path(init_from), spec)
+    # Created only once the inputs are checked, so a refused run leaves no empty folder behind.
+    checkpoint_dir = ensure_writable_dir(Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output))
 
     start_epoch, history = 0, []
     checkpoint = latest_checkpoint(checkpoint_dir)

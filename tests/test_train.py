@@ -293,4 +293,4 @@ def test_init_from_refuses_another_variant_other_classes_and_resume(tmp_path, da
         train(others, tmp_path / "m.keras", SPEC, one_step, init_from=initial)
     with pytest.raises(InvalidArgumentError, match="init_from"):
         train(data, tmp_path / "m.keras", SPEC, None, resume=True, init_from=initial)
-    assert not (tmp_path / "m.keras").exists()
+    assert not (tmp_path / "m.keras").exists() and not (tmp_path / "m.checkpoints").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors
+from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
 
 
 def check_json_target(path: Path | None) -> None:
@@ -47,10 +47,7 @@ def parse_threads(text: str) -> tuple[int, ...]:
               help="Keep timing until each model has spent at least this long.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True,
               help="auto: by file suffix.")
-@click.option("--tflite-kernels", type=click.Choice(["xnnpack", "builtin", "reference"]), default="xnnpack",
-              show_default=True, help="Kernels for .tflite models: LiteRT's default XNNPACK delegate, its built-in "
-              "optimized kernels, or its portable reference kernels (exact integer arithmetic, identical on every "
-              "architecture, slow).")
+@tflite_kernels_option
 @click.option("--inputs", type=click.Path(path_type=Path), default=None,
               help="A folder of images (preprocessed by each artifact's metadata) instead of random inputs.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,

@@ -9,6 +9,7 @@ import click
 
 from edgeshuffle.errors import EdgeShuffleError
 from edgeshuffle.models.variants import GROUPS, SCALES, STEMS
+from edgeshuffle.runtime.tflite_runner import TFLITE_KERNELS
 
 EXIT_INTERRUPTED = 130
 
@@ -50,6 +51,12 @@ def variant_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+tflite_kernels_option = click.option(
+    "--tflite-kernels", type=click.Choice(list(TFLITE_KERNELS)), default="xnnpack", show_default=True,
+    help="Kernels for .tflite models: LiteRT's default XNNPACK delegate, its built-in optimized kernels, or its "
+         "portable reference kernels (exact integer arithmetic, identical on every architecture, slow).")
 
 
 def spec_from_options(groups: str, scale: str, input_size: int | None, classes: int | None, stem: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors
+from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
 
 
 @click.command()
@@ -19,10 +19,7 @@ from edgeshuffle.cli.common import reports_errors
 @click.option("--limit", type=int, default=None, help="Use only the first N images (sorted by path).")
 @click.option("--strict", is_flag=True, help="Fail on an image that does not decode instead of skipping it.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True)
-@click.option("--tflite-kernels", type=click.Choice(["xnnpack", "builtin", "reference"]), default="xnnpack",
-              show_default=True, help="Kernels for .tflite models: LiteRT's default XNNPACK delegate, its built-in "
-              "optimized kernels, or its portable reference kernels (exact integer arithmetic, identical on every "
-              "architecture, slow).")
+@tflite_kernels_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the report (schema edgeshuffle.parity, version 1) here.")
 @click.option("--logits", "logits_path", type=click.Path(path_type=Path), default=None,
