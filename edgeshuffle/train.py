@@ -366,7 +366,9 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         init_from: a ``.keras`` model of the same variant and classes whose
             weights replace the random initialisation of a new run (a second
             learning-rate cycle, or fine-tuning); the recipe starts from
-            epoch 1 with a new optimizer.
+            epoch 1 with a new optimizer. Unused with ``resume``: the
+            checkpoint's weights descend from it, so an interrupted run
+            resumes with its own command plus ``--resume``.
         listener: progress hooks.
 
     Returns:
@@ -379,7 +381,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
             checkpoint, an existing checkpoint without ``resume``, an
             ``init_from`` model of another variant or other classes.
         InvalidArgumentError: a bad config, classes that differ between
-            the training and validation folders, ``init_from`` with ``resume``.
+            the training and validation folders.
     """
     listener = listener or TrainingListener()
     output = Path(output)
@@ -393,10 +395,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         raise InvalidArgumentError(f"The validation classes differ from the training classes. "
                                    f"Received: `val classes={', '.join(val_folder.class_names)}`")
     spec = _check_spec(spec, train_folder)
-    if init_from is not None:
-        if resume:
-            raise InvalidArgumentError("A resumed run continues from its checkpoint's weights; "
-                                       f"--init-from starts a new run. Received: `init_from={init_from}`")
+    if init_from is not None and not resume:
         initial = _initial_model(Path(init_from), spec)
     # Created only once the inputs are checked, so a refused run leaves no empty folder behind.
     checkpoint_dir = ensure_writable_dir(Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output))
@@ -439,7 +438,8 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
 
     if resume:
         model = load_model(checkpoint / "model.keras")
-        log.info("resuming from %s (epoch %d of %d)", checkpoint, start_epoch, config.epochs)
+        log.info("resuming from %s (epoch %d of %d)%s", checkpoint, start_epoch, config.epochs,
+                 "; its weights supersede --init-from" if init_from is not None else "")
     else:
         keras.utils.set_random_seed(config.seed)
         model = build_shufflenet(spec, TRAINING_FORM)

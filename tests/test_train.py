@@ -237,6 +237,11 @@ def test_cli_resume_of_a_finished_run_and_changed_recipe(uninterrupted, data):
         np.testing.assert_array_equal(a, b)
     result = _run(args + ["--epochs", "5"])
     assert result.exit_code == 2 and "epochs" in result.output
+    # A run started with --init-from resumes with its own command plus --resume: the file is not read again.
+    result = _run(args + ["--init-from", str(out / "gone.keras")])
+    assert result.exit_code == 0, result.output
+    for a, b in zip(before, _weights(out / "model.keras")):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_folders_are_refused_without_tensorflow(tmp_path):
@@ -282,7 +287,7 @@ def test_init_from_starts_a_new_run_from_the_given_weights(tmp_path, data, unint
                    for a, b in zip(reference.trainable_weights, fresh.trainable_weights))
 
 
-def test_init_from_refuses_another_variant_other_classes_and_resume(tmp_path, data, uninterrupted):
+def test_init_from_refuses_another_variant_and_other_classes(tmp_path, data, uninterrupted):
     initial = uninterrupted[0] / "model.keras"
     one_step = TrainConfig(epochs=1, batch_size=8, warmup_epochs=0.0, max_steps_per_epoch=1)
     with pytest.raises(InputFileError, match="differs in scale"):
@@ -291,6 +296,4 @@ def test_init_from_refuses_another_variant_other_classes_and_resume(tmp_path, da
     others = make_folder(tmp_path / "others", classes=("ant", "bee", "fly"))
     with pytest.raises(InputFileError, match="other classes.*cat, dog, ship"):
         train(others, tmp_path / "m.keras", SPEC, one_step, init_from=initial)
-    with pytest.raises(InvalidArgumentError, match="init_from"):
-        train(data, tmp_path / "m.keras", SPEC, None, resume=True, init_from=initial)
     assert not (tmp_path / "m.keras").exists() and not (tmp_path / "m.checkpoints").exists()

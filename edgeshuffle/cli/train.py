@@ -63,7 +63,8 @@ def _progress_listener(progress):
               "(recipe options may be left out; given ones must match).")
 @click.option("--init-from", type=click.Path(path_type=Path, dir_okay=False),
               help="Start from this .keras model's weights (same variant options and classes) instead of a "
-              "random initialisation: a new run with a new learning-rate cycle, e.g. a second cycle or fine-tuning.")
+              "random initialisation: a new run with a new learning-rate cycle, e.g. a second cycle or fine-tuning. "
+              "Not read with --resume (the checkpoint's weights descend from it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training record as JSON at the end.")
 @reports_errors
 def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, batch_size, learning_rate,
