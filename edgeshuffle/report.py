@@ -66,6 +66,17 @@ def plot_latency(rows: list[dict], path) -> None:
     plt.close(figure)
 
 
+MIN_ACCURACY_SPAN = 2.0  # percentage points
+
+
+def accuracy_axis_limits(values: list[float]) -> tuple[float, float]:
+    """Y limits (percent) holding every value with a margin and spanning at least MIN_ACCURACY_SPAN points,
+    so that a tenth of a point (a few images) does not fill the plot's height."""
+    middle = (max(values) + min(values)) / 2
+    half = 1.2 * max(MIN_ACCURACY_SPAN, max(values) - min(values)) / 2
+    return middle - half, middle + half
+
+
 def plot_accuracy_latency(rows: list[dict], path, label: str = "top-1 accuracy (%)") -> None:
     """Accuracy (or agreement) against p50 latency, one point per artifact."""
     import matplotlib
@@ -80,6 +91,9 @@ def plot_accuracy_latency(rows: list[dict], path, label: str = "top-1 accuracy (
         marker = "o" if "tflite" in r["artifact"] else "s"
         axes.scatter(r["p50_ms"], 100 * r[key], marker=marker, s=60)
         axes.annotate(r["artifact"], (r["p50_ms"], 100 * r[key]), textcoords="offset points", xytext=(6, 4))
+    if points:
+        axes.set_ylim(*accuracy_axis_limits([100 * r[key] for r in points]))
+        axes.set_xlim(0, 1.25 * max(r["p50_ms"] for r in points))
     axes.set_xlabel("p50 latency per image, 1 thread (ms)")
     axes.set_ylabel(label if key == "accuracy" else "top-1 agreement with Keras (%)")
     axes.set_title("Accuracy vs latency")
