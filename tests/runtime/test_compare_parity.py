@@ -10,12 +10,11 @@ from click.testing import CliRunner
 
 from edgeshuffle.cli import main
 from tests.arm import compare_parity
-from tests.runtime.conftest import artifacts  # noqa: F401  (the session fixture)
 from tests.runtime.test_parity import _direct_logits
 
 
 @pytest.fixture(scope="module")
-def logits_run(artifacts, tmp_path_factory):  # noqa: F811
+def logits_run(artifacts, tmp_path_factory):
     out = tmp_path_factory.mktemp("logits") / "x86.npz"
     models = [artifacts["edge_float32"], artifacts["edge_int8"]]
     result = CliRunner().invoke(main, ["parity", *map(str, models), "--images", str(artifacts["images"]),
@@ -24,7 +23,7 @@ def logits_run(artifacts, tmp_path_factory):  # noqa: F811
     return out, models
 
 
-def test_logits_file_holds_each_models_raw_logits(artifacts, logits_run):  # noqa: F811
+def test_logits_file_holds_each_models_raw_logits(artifacts, logits_run):
     out, models = logits_run
     saved = np.load(out)
     assert list(saved["models"]) == [str(m) for m in models]
@@ -36,7 +35,7 @@ def test_logits_file_holds_each_models_raw_logits(artifacts, logits_run):  # noq
 
 @pytest.mark.parametrize("kernels, resolver", [("builtin", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"),
                                                ("reference", "BUILTIN_REF")])
-def test_tflite_kernels_pick_litert_op_resolver(artifacts, tmp_path, kernels, resolver):  # noqa: F811
+def test_tflite_kernels_pick_litert_op_resolver(artifacts, tmp_path, kernels, resolver):
     out = tmp_path / f"{kernels}.npz"
     result = CliRunner().invoke(main, ["parity", str(artifacts["edge_float32"]), str(artifacts["edge_int8"]),
                                        "--images", str(artifacts["images"]), "--tflite-kernels", kernels,
@@ -53,7 +52,7 @@ def _write(path, saved, logits):
     return path
 
 
-def test_comparer_gates_int8_at_one_step_and_float_at_the_relative_tolerance(artifacts, logits_run, tmp_path):  # noqa: F811
+def test_comparer_gates_int8_at_one_step_and_float_at_the_relative_tolerance(artifacts, logits_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     out, _ = logits_run
@@ -83,7 +82,7 @@ def test_comparer_gates_int8_at_one_step_and_float_at_the_relative_tolerance(art
 
 
 def test_comparer_bounds_optimized_int8_tflite_by_x86_distance_from_reference_kernels(
-        artifacts, logits_run, tmp_path):  # noqa: F811
+        artifacts, logits_run, tmp_path):
     out, _ = logits_run
     saved = dict(np.load(out))
     folder = artifacts["edge_int8"].parent
