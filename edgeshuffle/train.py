@@ -397,8 +397,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     spec = _check_spec(spec, train_folder)
     if init_from is not None and not resume:
         initial = _initial_model(Path(init_from), spec)
-    # Created only once the inputs are checked, so a refused run leaves no empty folder behind.
-    checkpoint_dir = ensure_writable_dir(Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output))
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output)
 
     start_epoch, history = 0, []
     checkpoint = latest_checkpoint(checkpoint_dir)
@@ -424,6 +423,8 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
             raise InputFileError(f"checkpoints already exist in {checkpoint_dir}; pass --resume to continue "
                                  "that run, or remove them to start over")
         config = config or TrainConfig()
+    # Created only once the inputs are checked, so a refused run leaves no empty folder behind.
+    ensure_writable_dir(checkpoint_dir)
 
     # Every image is decoded before any model work, so an unreadable one fails fast.
     x_train, y_train = load_class_folder(train_folder, spec.preprocessing,

@@ -134,6 +134,7 @@ def test_refuses_a_missing_folder_and_a_resume_without_checkpoint(tmp_path, data
     _assert_refused(_run(["--data", str(tmp_path / "nope"), "--output", str(tmp_path / "m.keras")]), "nope")
     result = _run(["--data", str(data), "--output", str(tmp_path / "m.keras"), "--resume"])
     _assert_refused(result, "nothing to resume")
+    assert not (tmp_path / "m.checkpoints").exists()  # a refused run leaves no empty folder behind
 
 
 def test_refuses_classes_that_disagree_with_the_folder(tmp_path, data):
