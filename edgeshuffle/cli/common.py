@@ -9,7 +9,7 @@ import click
 
 from edgeshuffle.errors import EdgeShuffleError
 from edgeshuffle.models.variants import GROUPS, SCALES, STEMS
-from edgeshuffle.runtime.tflite_runner import TFLITE_KERNELS
+from edgeshuffle.runtime.tflite_kernels import TFLITE_KERNELS
 
 EXIT_INTERRUPTED = 130
 

@@ -145,7 +145,7 @@ def open_runner(path: Path, runtime: str = "auto", threads: int = 1, tflite_kern
     """A runner for ``path`` chosen by its suffix (``.tflite``, ``.onnx``, ``.keras``) or ``runtime``.
 
     ``tflite_kernels`` picks the kernels of a TFLite model (see
-    :data:`edgeshuffle.runtime.tflite_runner.TFLITE_KERNELS`); other runtimes ignore it.
+    :data:`edgeshuffle.runtime.tflite_kernels.TFLITE_KERNELS`); other runtimes ignore it.
     """
     from edgeshuffle.runtime.keras_runner import KerasRunner
     from edgeshuffle.runtime.onnx_runner import OnnxRunner

@@ -9,12 +9,7 @@ import numpy as np
 
 from edgeshuffle.errors import InputFileError, InvalidArgumentError
 from edgeshuffle.runtime.base import InputInfo, Runner
-
-
-# Which kernels run a .tflite model, by LiteRT op resolver: "xnnpack" (the default delegate, what a
-# board runs), "builtin" (LiteRT's optimized kernels, no delegate) and "reference" (its portable
-# reference kernels: plain integer arithmetic, the same results on every architecture, slow).
-TFLITE_KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
+from edgeshuffle.runtime.tflite_kernels import TFLITE_KERNELS
 
 
 class TFLiteRunner(Runner):

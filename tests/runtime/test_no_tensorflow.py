@@ -61,3 +61,15 @@ def test_blocker_would_catch_tensorflow(tmp_path):
     script = SCRIPT.split("from edgeshuffle.cli import main")[0] + "import keras\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "keras is blocked" in done.stderr
+
+
+def test_cli_help_loads_no_numerical_package():
+    """`edgeshuffle --help` and a verb's --help start fast: no numpy, TensorFlow or runtime is imported."""
+    script = ("import sys\nfrom edgeshuffle.cli import main\n"
+              "for args in (['--help'], ['bench', '--help'], ['train', '--help']):\n"
+              "    try:\n        main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
+              "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'numpy', 'tensorflow', 'keras', 'onnxruntime', 'ai_edge_litert'}))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.rstrip().endswith("LOADED []"), done.stdout[-2000:]
