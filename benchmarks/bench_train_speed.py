@@ -2,7 +2,8 @@
 
     python benchmarks/bench_train_speed.py                      # 0.5x g=3 CIFAR variant, 32x32, batch 128
     python benchmarks/bench_train_speed.py --batch-size 256 --steps 30
-    python benchmarks/bench_train_speed.py --jit                # XLA on, for comparison
+    python benchmarks/bench_train_speed.py --jit                # XLA on for the whole model, for comparison
+    python benchmarks/bench_train_speed.py --compare --rounds 3 # training form vs Keras' BatchNorm, interleaved
 
 Times `--steps` training steps (forward, backward, SGD update, augmentation)
 after `--warmup` untimed ones, with the same compile settings as
@@ -10,15 +11,20 @@ after `--warmup` untimed ones, with the same compile settings as
 because on a shared machine the figure is only meaningful with the load
 beside it, and the throughput per CPU-second this process used (all its
 threads), which the load hides less: with both cores free, images/s is at
-most twice that. Requirement (issue 6): >= 200 images/s for the 0.5x g=3 CIFAR
-variant at 32x32 on the 2-core build machine.
+most twice that. `--compare` also times the training form with Keras' own
+BatchNormalization in place of the XLA-compiled one, alternating the two for
+`--rounds` rounds, and prints the medians and their ratio. Requirement
+(issue 6): >= 200 images/s for the 0.5x g=3 CIFAR variant at 32x32 on the
+2-core build machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -32,34 +38,52 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the step (edgeshuffle train does not)")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the whole step (edgeshuffle train does not)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time the training form with Keras' BatchNormalization, interleaved")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per form (alternating with --compare)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     import tensorflow as tf
 
     from edgeshuffle.models.variants import ModelSpec
-    from edgeshuffle.train import measure_training_speed
+    from edgeshuffle.train import TRAINING_FORM, measure_training_speed
 
     spec = ModelSpec(groups=args.groups, scale=args.scale, input_size=args.input_size, classes=10, stem=args.stem)
+    forms = {"training form": TRAINING_FORM}
+    if args.compare:
+        forms["Keras BatchNorm"] = dataclasses.replace(TRAINING_FORM, batch_norm="keras")
     load_before = os.getloadavg()[0]
-    result = measure_training_speed(spec, args.batch_size, args.warmup, args.steps, jit_compile=args.jit)
+    runs = {name: [] for name in forms}
+    for _ in range(args.rounds):
+        for name, form in forms.items():
+            runs[name].append(measure_training_speed(spec, args.batch_size, args.warmup, args.steps,
+                                                     jit_compile=args.jit, form=form))
     load_after = os.getloadavg()[0]
-    record = {"model": result.model, "input_size": spec.input_size, "batch_size": result.batch_size,
-              "jit_compile": result.jit_compile, "warmup_steps": result.warmup_steps, "steps": result.steps,
-              "seconds": round(result.seconds, 2), "images_per_second": round(result.images_per_second, 1),
-              "cpu_seconds": round(result.cpu_seconds, 2),
-              "images_per_cpu_second": round(result.images_per_cpu_second, 1),
+    medians = {name: {"images_per_second": round(statistics.median(r.images_per_second for r in results), 1),
+                      "images_per_cpu_second": round(statistics.median(r.images_per_cpu_second for r in results), 1)}
+               for name, results in runs.items()}
+    record = {"model": spec.name, "input_size": spec.input_size, "batch_size": args.batch_size,
+              "jit_compile": args.jit, "warmup_steps": args.warmup, "steps": args.steps, "rounds": args.rounds,
+              "medians": medians,
+              "runs": {name: [{"seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2),
+                               "images_per_second": round(r.images_per_second, 1)} for r in results]
+                       for name, results in runs.items()},
               "cpu_count": os.cpu_count(), "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "load_average_1min": [round(load_before, 2), round(load_after, 2)]}
     if args.json:
         print(json.dumps(record, indent=2))
         return
-    print(f"{result.model} at {spec.input_size}x{spec.input_size}, batch {result.batch_size}, "
-          f"jit_compile={result.jit_compile}: {result.images_per_second:.0f} images/s "
-          f"({result.steps} steps in {result.seconds:.1f} s after {result.warmup_steps} warm-up steps; "
-          f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} -> {load_after:.1f}); "
-          f"{result.images_per_cpu_second:.0f} images per CPU-second used")
+    print(f"{spec.name} at {spec.input_size}x{spec.input_size}, batch {args.batch_size}, jit_compile={args.jit}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up steps, median of {args.rounds} run(s); "
+          f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} -> {load_after:.1f}")
+    for name, median in medians.items():
+        print(f"  {name:16s} {median['images_per_second']:6.0f} images/s  "
+              f"{median['images_per_cpu_second']:6.0f} images per CPU-second used")
+    if args.compare:
+        ratio = medians["training form"]["images_per_cpu_second"] / medians["Keras BatchNorm"]["images_per_cpu_second"]
+        print(f"  training form / Keras BatchNorm, per CPU-second: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeshuffle.models.complexity import Unit, units
 from edgeshuffle.models.layers import (PACKAGE, ChannelShuffle, GroupedPointwiseConv, ShortcutAvgPool,
-                                       shuffle_permutation)
+                                       XlaBatchNorm, shuffle_permutation)
 from edgeshuffle.models.variants import GraphForm, ModelSpec
 
 
@@ -39,8 +39,9 @@ class ShuffleNetV1(keras.Model):
                 "edgeshuffle": {"spec": self.spec.to_dict(), "form": self.form.to_dict()}}
 
 
-def _batch_norm(x, spec: ModelSpec, name: str):
-    return keras.layers.BatchNormalization(epsilon=spec.bn_epsilon, momentum=0.9, name=name)(x)
+def _batch_norm(x, spec: ModelSpec, form: GraphForm, name: str):
+    layer = XlaBatchNorm if form.batch_norm == "xla" else keras.layers.BatchNormalization
+    return layer(epsilon=spec.bn_epsilon, momentum=0.9, name=name)(x)
 
 
 def _pad_for(spec: ModelSpec, stride: int, x, name: str):
@@ -67,15 +68,15 @@ def shuffles_after_dw(spec: ModelSpec, form: GraphForm) -> bool:
     return spec.shuffle_position == "after_dw" or form.shuffle_after_dw
 
 
-def _stem(x, spec: ModelSpec):
+def _stem(x, spec: ModelSpec, form: GraphForm):
     channels = spec.channels()[0]
     if spec.stem == "cifar":
         x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name="stem_conv")(x)
-        x = _batch_norm(x, spec, "stem_bn")
+        x = _batch_norm(x, spec, form, "stem_bn")
         return keras.layers.ReLU(name="stem_relu")(x)
     x, padding = _pad_for(spec, 2, x, "stem_pad")
     x = keras.layers.Conv2D(channels, 3, strides=2, padding=padding, use_bias=False, name="stem_conv")(x)
-    x = _batch_norm(x, spec, "stem_bn")
+    x = _batch_norm(x, spec, form, "stem_bn")
     x = keras.layers.ReLU(name="stem_relu")(x)
     # Zero padding equals PyTorch's -inf padding here: the input is a ReLU output.
     x, padding = _pad_for(spec, 2, x, "stem_pool_pad")
@@ -86,7 +87,7 @@ def _unit(x, unit: Unit, spec: ModelSpec, form: GraphForm):
     """Figure 2 (b) for stride 1, (c) for stride 2: GConv-BN-ReLU-shuffle-DWConv-BN-GConv-BN."""
     p = unit.prefix
     branch = _pointwise(x, unit.bottleneck, unit.first_groups, form, f"{p}_gconv1")
-    branch = _batch_norm(branch, spec, f"{p}_bn1")
+    branch = _batch_norm(branch, spec, form, f"{p}_bn1")
     branch = keras.layers.ReLU(name=f"{p}_relu1")(branch)
     after_dw = shuffles_after_dw(spec, form)
     if not after_dw:
@@ -94,11 +95,11 @@ def _unit(x, unit: Unit, spec: ModelSpec, form: GraphForm):
     branch, padding = _pad_for(spec, unit.stride, branch, f"{p}_dwpad")
     branch = keras.layers.DepthwiseConv2D(3, strides=unit.stride, padding=padding, use_bias=False,
                                           name=f"{p}_dwconv")(branch)
-    branch = _batch_norm(branch, spec, f"{p}_bn2")  # no ReLU after the depthwise conv (paper, 3.2)
+    branch = _batch_norm(branch, spec, form, f"{p}_bn2")  # no ReLU after the depthwise conv (paper, 3.2)
     if after_dw:
         branch = _shuffle(branch, spec, form, f"{p}_shuffle")
     branch = _pointwise(branch, unit.branch_channels, unit.groups, form, f"{p}_gconv2")
-    branch = _batch_norm(branch, spec, f"{p}_bn3")
+    branch = _batch_norm(branch, spec, form, f"{p}_bn3")
     if unit.stride == 1:
         x = keras.layers.Add(name=f"{p}_add")([x, branch])
         return keras.layers.ReLU(name=f"{p}_relu")(x)
@@ -127,7 +128,7 @@ def build_shufflenet(spec: ModelSpec | None = None, form: GraphForm | None = Non
     spec = spec or ModelSpec()
     form = form or GraphForm()
     inputs = keras.Input((spec.input_size, spec.input_size, 3), batch_size=form.batch, name="input")
-    x = _stem(inputs, spec)
+    x = _stem(inputs, spec, form)
     for unit in units(spec):
         x = _unit(x, unit, spec, form)
     if spec.include_top:

@@ -244,6 +244,10 @@ class GraphForm:
       per channel, so the function is the same; :func:`rebuild` permutes
       them). In stride-2 units the shuffle then moves a quarter of the bytes.
       No effect when the spec already shuffles after the depthwise conv.
+    - ``batch_norm``: ``"keras"`` (Keras' BatchNormalization) or ``"xla"``
+      (the same layer, but in training its forward and hand-written backward
+      pass are each one XLA-compiled kernel: BatchNorm's many small
+      elementwise ops were half of a CPU training step; inference unchanged).
     """
 
     batch: int | None = None
@@ -252,6 +256,7 @@ class GraphForm:
     shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
     relu: Literal["after_concat", "branch"] = "after_concat"
     shuffle_after_dw: bool = False
+    batch_norm: Literal["keras", "xla"] = "keras"
 
     def __post_init__(self) -> None:
         _require(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
@@ -266,6 +271,8 @@ class GraphForm:
                  "relu", self.relu)
         _require(isinstance(self.shuffle_after_dw, bool), "shuffle_after_dw must be true or false.",
                  "shuffle_after_dw", self.shuffle_after_dw)
+        _require(self.batch_norm in ("keras", "xla"), "batch_norm must be keras or xla.",
+                 "batch_norm", self.batch_norm)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -101,3 +101,30 @@ def test_grouped_pointwise_conv_is_a_grouped_convolution(impl, groups, channels,
     expected = np.concatenate([x[..., g * cin:(g + 1) * cin] @ kernel[0, 0, :, g * fout:(g + 1) * fout]
                                for g in range(groups)], axis=-1)
     np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_xla_batch_norm_trains_like_keras_batch_norm():
+    """The training form's BatchNorm: Keras' layer is the reference for outputs, gradients, moving stats."""
+    import tensorflow as tf
+
+    from edgeshuffle.models import layers
+    from edgeshuffle.models.layers import XlaBatchNorm
+
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(2.0, 3.0, size=(4, 5, 6, 8)).astype("float32"))
+    upstream = tf.constant(rng.normal(size=(4, 5, 6, 8)).astype("float32"))
+    weights = [rng.normal(1.0, 0.5, 8), rng.normal(0.0, 0.5, 8), rng.normal(0.0, 1.0, 8), rng.uniform(0.5, 2, 8)]
+    results = []
+    for layer in (keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9),
+                  XlaBatchNorm(epsilon=1e-3, momentum=0.9)):
+        layer.build(x.shape)
+        layer.set_weights([w.astype("float32") for w in weights])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * upstream)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([loss.numpy(), *(g.numpy() for g in grads), *(w.numpy() for w in layer.weights[2:]),
+                        np.asarray(layer(x, training=False))])
+    assert 1e-3 in layers._XLA_BATCH_NORMS  # the XLA kernels ran, not Keras' own training path
+    for reference, xla in zip(*results):
+        np.testing.assert_allclose(xla, reference, rtol=1e-4, atol=1e-4)
