@@ -110,7 +110,8 @@ class GroupedPointwiseConv(keras.layers.Layer):
         kernels = ops.split(self.kernel, self.groups, axis=-1)
         if self.impl == "dense":
             # A 1x1 conv written as a matrix product over all pixels: the same function, but
-            # TensorFlow's CPU backward pass for MatMul is several times faster than Conv2D's.
+            # TensorFlow's CPU backward pass of a MatMul is faster than a 1x1 Conv2D's (up to 2.7x
+            # forward plus backward for one of this network's layers, in a profile of the step).
             _, height, width, channels = x.shape
             kernel = ops.reshape(block_diagonal(kernels), (channels, self.filters))
             product = ops.matmul(ops.reshape(x, (-1, channels)), kernel)
