@@ -5,7 +5,8 @@ a linear warm-up then cosine decay to zero (one cycle over the whole run),
 decoupled weight decay on convolution and dense kernels only (not on
 BatchNorm or biases), label smoothing, and for every image a random crop
 from the image padded by 1/8 of its size (4 px at 32x32) and a random
-horizontal flip. Images go through the model's own preprocessing
+horizontal flip; optionally Cutout (DeVries & Taylor, 2017): a square of
+each image set to 0, the dataset's mean colour. Images go through the model's own preprocessing
 (:func:`edgeshuffle.data.images.preprocess` with ``spec.preprocessing``)
 once, when they are loaded into memory; augmentation works on those
 arrays. Training runs the network in the graph form :data:`TRAINING_FORM`:
@@ -60,7 +61,9 @@ class TrainConfig:
     """How to train; everything a run needs besides the data and the variant.
 
     ``learning_rate`` is the peak, reached after ``warmup_epochs`` of linear
-    warm-up from a tenth of it; cosine decay to 0 follows. ``max_steps_per_epoch``
+    warm-up from a tenth of it; cosine decay to 0 follows. ``cutout``: side in
+    pixels of the square Cutout zeroes in every training image (0: none;
+    only with ``augment``). ``max_steps_per_epoch``
     caps an epoch (tests, benchmarks); None means one pass over the data.
     """
 
@@ -72,6 +75,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     augment: bool = True
+    cutout: int = 0
     seed: int = 0
     max_steps_per_epoch: int | None = None
 
@@ -85,6 +89,8 @@ class TrainConfig:
             (0 <= self.momentum < 1, "Momentum must be in [0, 1).", "momentum"),
             (self.weight_decay >= 0, "Weight decay must not be negative.", "weight_decay"),
             (0 <= self.label_smoothing < 1, "Label smoothing must be in [0, 1).", "label_smoothing"),
+            (isinstance(self.cutout, int) and self.cutout >= 0, "Cutout must be 0 or more pixels.", "cutout"),
+            (self.augment or self.cutout == 0, "Cutout is augmentation; it needs augment on.", "cutout"),
             (self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
              "Steps per epoch must be at least 1.", "max_steps_per_epoch"),
         ]
@@ -151,11 +157,14 @@ class TrainingListener:
 # ---------------------------------------------------------------- augmentation
 
 
-def augment_batch(images: np.ndarray, rng: np.random.Generator, pad: int) -> np.ndarray:
-    """Random crop from the image padded by ``pad`` pixels on each side, then a random horizontal flip.
+def augment_batch(images: np.ndarray, rng: np.random.Generator, pad: int, cutout: int = 0) -> np.ndarray:
+    """Random crop from the image padded by ``pad`` pixels on each side, a random horizontal flip, then Cutout.
 
     Padding is with zeros of the preprocessed input, i.e. the dataset mean
-    colour. Returns a new array; ``images`` is left untouched.
+    colour. Cutout (``cutout`` > 0) zeroes a ``cutout`` x ``cutout`` square
+    centred on a uniformly drawn pixel, clipped at the borders (so corners
+    and edges get less), as in DeVries & Taylor (2017). Returns a new array;
+    ``images`` is left untouched.
     """
     count, height, width, _ = images.shape
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -166,6 +175,13 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, pad: int) -> np.
     for i in range(count):
         crop = padded[i, dy[i]:dy[i] + height, dx[i]:dx[i] + width]
         out[i] = crop[:, ::-1] if flip[i] else crop
+    if cutout:
+        top = rng.integers(0, height, count) - cutout // 2
+        left = rng.integers(0, width, count) - cutout // 2
+        rows = np.arange(height)[None, :] - top[:, None]
+        cols = np.arange(width)[None, :] - left[:, None]
+        inside = ((rows >= 0) & (rows < cutout))[:, :, None] & ((cols >= 0) & (cols < cutout))[:, None, :]
+        out[inside] = 0
     return out
 
 
@@ -472,7 +488,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         for step, index in enumerate(batches, start=1):
             images = x_train[index]
             if config.augment:
-                images = augment_batch(images, rng, pad)
+                images = augment_batch(images, rng, pad, config.cutout)
             logs = model.train_on_batch(images, eye[y_train[index]], return_dict=True)
             listener.step_end(step, float(logs["loss"]), float(logs["accuracy"]))
         seconds = time.perf_counter() - started

@@ -77,6 +77,23 @@ def test_augment_batch_is_a_padded_crop_or_its_mirror():
     assert 0 < flips < len(images)  # both kinds occur
 
 
+def test_cutout_zeroes_one_clipped_square_per_image_and_leaves_the_rest():
+    images = np.random.default_rng(1).uniform(1, 2, size=(64, 12, 12, 3)).astype(np.float32)
+    plain = augment_batch(images, np.random.default_rng(2), pad=0)
+    out = augment_batch(images, np.random.default_rng(2), pad=0, cutout=6)  # same crops and flips, then Cutout
+    zero = out == 0
+    assert np.array_equal(zero.all(axis=-1), zero.any(axis=-1))  # all channels of a pixel, or none
+    np.testing.assert_array_equal(out[~zero], plain[~zero])
+    sides = set()
+    for mask in zero[..., 0]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all() and mask.sum() == len(rows) * len(cols)
+        assert 3 <= len(rows) <= 6 and 3 <= len(cols) <= 6  # a 6x6 square centred in the image, clipped
+        sides.update((len(rows), len(cols)))
+    assert {3, 6} <= sides  # clipped at a border and whole both occur
+    assert len({tuple(np.argwhere(m)[0]) for m in zero[..., 0]}) > 10  # at varying places
+
+
 def test_epoch_batches_are_a_seeded_permutation():
     first = epoch_batches(20, 8, seed=0, epoch=3)
     assert [len(b) for b in first] == [8, 8]  # full batches only
@@ -236,8 +253,10 @@ def test_cli_resume_of_a_finished_run_and_changed_recipe(uninterrupted, data):
     assert result.exit_code == 0 and f"wrote {out / 'model.keras'}" in result.output and "cat, dog, ship" in result.output
     for a, b in zip(before, _weights(out / "model.keras")):
         np.testing.assert_array_equal(a, b)
-    result = _run(args + ["--epochs", "5"])
-    assert result.exit_code == 2 and "epochs" in result.output
+    for changed in (["--epochs", "5"], ["--cutout", "8"]):
+        result = _run(args + changed)
+        assert result.exit_code == 2 and changed[0][2:] in result.output
+    assert _run(args + ["--cutout", "0"]).exit_code == 0  # the value it was trained with
     # A run started with --init-from resumes with its own command plus --resume: the file is not read again.
     result = _run(args + ["--init-from", str(out / "gone.keras")])
     assert result.exit_code == 0, result.output

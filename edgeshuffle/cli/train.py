@@ -53,6 +53,9 @@ def _progress_listener(progress):
 @click.option("--warmup-epochs", type=click.FloatRange(min=0), default=None, help="[default: 1]")
 @click.option("--seed", type=int, default=None, help="Seed of initialisation, shuffling, augmentation [default: 0].")
 @click.option("--no-augment", is_flag=True, default=None, help="Train without random crops and flips.")
+@click.option("--cutout", type=click.IntRange(min=0), default=None, metavar="PIXELS",
+              help="Also zero a random PIXELS x PIXELS square of every training image (Cutout; "
+              "8 or 16 at 32x32) [default: 0, off].")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Cap the batches per epoch (smoke runs; default: one pass over the data).")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path),
@@ -68,14 +71,14 @@ def _progress_listener(progress):
 @click.option("--json", "as_json", is_flag=True, help="Print the training record as JSON at the end.")
 @reports_errors
 def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, batch_size, learning_rate,
-          weight_decay, label_smoothing, warmup_epochs, seed, no_augment, steps_per_epoch, val_dir,
+          weight_decay, label_smoothing, warmup_epochs, seed, no_augment, cutout, steps_per_epoch, val_dir,
           checkpoint_dir, resume, init_from, as_json):
     """Train a ShuffleNet v1 on an image folder with one subfolder per class.
 
     Recipe: SGD (Nesterov momentum 0.9) with linear warm-up then cosine decay
     to zero, weight decay on kernels, label smoothing, random crops from
-    images padded by 1/8 of their size (4 px at 32x32) and horizontal flips.
-    Preprocessing is the variant's own (stored in the model). A checkpoint is
+    images padded by 1/8 of their size (4 px at 32x32) and horizontal flips
+    (--cutout adds Cutout). Preprocessing is the variant's own (stored in the model). A checkpoint is
     written after every epoch; --resume continues from the last one (epoch,
     optimizer state and learning-rate schedule included). The class names
     are stored in the saved model.
@@ -99,7 +102,8 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
     spec = spec_from_options(groups, scale, input_size, len(names), stem)
     given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
              "weight_decay": weight_decay, "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs,
-             "seed": seed, "augment": False if no_augment else None, "max_steps_per_epoch": steps_per_epoch}
+             "seed": seed, "augment": False if no_augment else None, "cutout": cutout,
+             "max_steps_per_epoch": steps_per_epoch}
     given = {k: v for k, v in given.items() if v is not None}
     if "warmup_epochs" not in given and given.get("epochs", 2) <= TrainConfig.warmup_epochs:
         given["warmup_epochs"] = 0.0  # a one-epoch run has no room for warm-up
@@ -109,7 +113,8 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
         found = latest_checkpoint(checkpoint_dir or default_checkpoint_dir(output))
         if found is not None:
             stored = json.loads((found / "state.json").read_text())["config"]
-            changed = sorted(k for k, v in given.items() if stored.get(k) != v)
+            defaults = TrainConfig().to_dict()  # a field newer than the checkpoint has its default there
+            changed = sorted(k for k, v in given.items() if stored.get(k, defaults[k]) != v)
             if changed:
                 raise InvalidArgumentError(f"A resumed run keeps its recipe; these differ from the checkpoint's: "
                                            f"{', '.join(changed)}. Received: `--resume`")
