@@ -3,7 +3,7 @@
     python benchmarks/bench_train_speed.py                      # 0.5x g=3 CIFAR variant, 32x32, batch 128
     python benchmarks/bench_train_speed.py --batch-size 256 --steps 30
     python benchmarks/bench_train_speed.py --jit                # XLA on for the whole model, for comparison
-    python benchmarks/bench_train_speed.py --compare --rounds 3 # training form vs Keras' BatchNorm, interleaved
+    python benchmarks/bench_train_speed.py --compare --rounds 3 # training form vs two slower forms, interleaved
 
 Times `--steps` training steps (forward, backward, SGD update, augmentation)
 after `--warmup` untimed ones, with the same compile settings as
@@ -11,9 +11,11 @@ after `--warmup` untimed ones, with the same compile settings as
 because on a shared machine the figure is only meaningful with the load
 beside it, and the throughput per CPU-second this process used (all its
 threads), which the load hides less: with both cores free, images/s is at
-most twice that. `--compare` also times the training form with Keras' own
-BatchNormalization in place of the XLA-compiled one, alternating the two for
-`--rounds` rounds, and prints the medians and their ratio. Requirement
+most twice that. `--compare` also times the training form with one of its
+choices undone: Keras' own BatchNormalization in place of the XLA-compiled
+one, and a channel shuffle op in place of the shuffle folded into the
+grouped conv; it alternates the three for `--rounds` rounds and prints the
+medians and their ratios. Requirement
 (issue 6): >= 200 images/s for the 0.5x g=3 CIFAR variant at 32x32 on the
 2-core build machine.
 """
@@ -40,7 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--jit", action="store_true", help="XLA-compile the whole step (edgeshuffle train does not)")
     parser.add_argument("--compare", action="store_true",
-                        help="also time the training form with Keras' BatchNormalization, interleaved")
+                        help="also time the training form with Keras' BatchNormalization, and with a shuffle op "
+                        "instead of the folded shuffle, interleaved")
     parser.add_argument("--rounds", type=int, default=1, help="measurements per form (alternating with --compare)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -54,6 +57,7 @@ def main() -> None:
     forms = {"training form": TRAINING_FORM}
     if args.compare:
         forms["Keras BatchNorm"] = dataclasses.replace(TRAINING_FORM, batch_norm="keras")
+        forms["shuffle op"] = dataclasses.replace(TRAINING_FORM, shuffle="reshape")
     load_before = os.getloadavg()[0]
     runs = {name: [] for name in forms}
     for _ in range(args.rounds):
@@ -81,9 +85,9 @@ def main() -> None:
     for name, median in medians.items():
         print(f"  {name:16s} {median['images_per_second']:6.0f} images/s  "
               f"{median['images_per_cpu_second']:6.0f} images per CPU-second used")
-    if args.compare:
-        ratio = medians["training form"]["images_per_cpu_second"] / medians["Keras BatchNorm"]["images_per_cpu_second"]
-        print(f"  training form / Keras BatchNorm, per CPU-second: {ratio:.2f}x")
+    for name in list(medians)[1:]:
+        ratio = medians["training form"]["images_per_cpu_second"] / medians[name]["images_per_cpu_second"]
+        print(f"  training form / {name}, per CPU-second: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ once, when they are loaded into memory; augmentation works on those
 arrays. Training runs the network in the graph form :data:`TRAINING_FORM`:
 each grouped 1x1 conv as one matrix product with a block-diagonal kernel
 (faster than one conv per group, several times faster than Keras' grouped
-``Conv2D``), and each BatchNorm as two XLA-compiled kernels (forward,
+``Conv2D``) with the channel shuffle folded into the second one's kernel
+rows (no op moves activations for it), and each BatchNorm as two XLA-compiled kernels (forward,
 backward; :class:`~edgeshuffle.models.layers.XlaBatchNorm`). The saved model
 is in the default form, same weights. The model as a whole is not
 XLA-compiled (``jit_compile=False``): on CPU that is several times slower for
@@ -50,7 +51,7 @@ from edgeshuffle.models.variants import GraphForm, ModelSpec
 log = logging.getLogger(__name__)
 
 # The form the network trains in; the saved model is in the default form, same weights.
-TRAINING_FORM = GraphForm(grouped_conv="dense", batch_norm="xla")
+TRAINING_FORM = GraphForm(grouped_conv="dense", shuffle="folded", batch_norm="xla")
 
 CHECKPOINT_PREFIX = "epoch-"
 KEEP_CHECKPOINTS = 2
@@ -456,7 +457,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     import keras
 
     from edgeshuffle.models.io import load_model, save_model
-    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
 
     if resume:
         model = load_model(checkpoint / "model.keras")
@@ -464,11 +465,11 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
                  "; its weights supersede --init-from" if init_from is not None else "")
     else:
         keras.utils.set_random_seed(config.seed)
-        model = build_shufflenet(spec, TRAINING_FORM)
         if init_from is not None:
-            model.set_weights(initial.get_weights())
+            model = rebuild(initial, TRAINING_FORM)  # the same spec: _initial_model checked it
             log.info("starting from the weights of %s", init_from)
         else:
+            model = build_shufflenet(spec, TRAINING_FORM)
             _zero_init_residual_gammas(model)
     steps = len(epoch_batches(len(x_train), config.batch_size, config.seed, 0, config.max_steps_per_epoch))
     if start_epoch < config.epochs:
@@ -510,9 +511,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
                  config.epochs, loss, record.train_accuracy, val_accuracy, record.images_per_second)
         listener.epoch_end(record)
 
-    # A fresh model with the trained weights: the saved file carries no optimizer state.
-    final = build_shufflenet(spec)
-    final.set_weights(model.get_weights())
-    save_model(final, output)
+    # The default form with the trained weights; the saved file carries no optimizer state.
+    save_model(rebuild(model, GraphForm()), output)
     return TrainResult(output, spec, config, tuple(history), start_epoch, len(x_train),
                        len(x_val) if val_folder is not None else 0)

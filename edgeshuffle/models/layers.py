@@ -86,13 +86,21 @@ class GroupedPointwiseConv(keras.layers.Layer):
     ``Conv2D`` op whose kernel has fewer input channels than the input, which
     TFLite turns into a grouped ``CONV_2D`` and tf2onnx into ``Conv(group=g)``.
     TensorFlow's CPU kernels cannot execute it, so it is for export only.
+
+    ``input_shuffle`` (``"paper"`` or ``"official"``, dense only): a channel
+    shuffle of that order folded in, applied to the input first. The
+    shuffled input times the kernel equals the input times the kernel with
+    its rows in the inverse order, so no op moves the activations; the
+    stored kernel is the same as without the fold.
     """
 
-    def __init__(self, filters: int, groups: int, impl: str = "split", **kwargs):
+    def __init__(self, filters: int, groups: int, impl: str = "split", input_shuffle: str | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
-        if impl not in ("split", "dense", "native"):
-            raise ValueError(f"Bad grouped conv impl. Received: `impl={impl}`")
-        self.filters, self.groups, self.impl = filters, groups, impl
+        if impl not in ("split", "dense", "native") or input_shuffle not in (None, "paper", "official") or (
+                input_shuffle and impl != "dense"):
+            raise ValueError(f"Bad grouped conv. Received: `impl={impl}`, `input_shuffle={input_shuffle}`")
+        self.filters, self.groups, self.impl, self.input_shuffle = filters, groups, impl, input_shuffle
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -114,6 +122,9 @@ class GroupedPointwiseConv(keras.layers.Layer):
             # forward plus backward for one of this network's layers, in a profile of the step).
             _, height, width, channels = x.shape
             kernel = ops.reshape(block_diagonal(kernels), (channels, self.filters))
+            if self.input_shuffle:
+                rows = np.argsort(shuffle_permutation(channels, self.groups, self.input_shuffle))
+                kernel = ops.take(kernel, rows, axis=0)
             product = ops.matmul(ops.reshape(x, (-1, channels)), kernel)
             return ops.reshape(product, (-1, height, width, self.filters))
         inputs = ops.split(x, self.groups, axis=-1)
@@ -123,7 +134,8 @@ class GroupedPointwiseConv(keras.layers.Layer):
         return (*input_shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "groups": self.groups, "impl": self.impl}
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups, "impl": self.impl,
+                "input_shuffle": self.input_shuffle}
 
 
 def block_diagonal(kernels: list) -> "keras.KerasTensor":

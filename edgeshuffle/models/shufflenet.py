@@ -51,10 +51,10 @@ def _pad_for(spec: ModelSpec, stride: int, x, name: str):
     return x, "same"
 
 
-def _pointwise(x, filters: int, groups: int, form: GraphForm, name: str):
+def _pointwise(x, filters: int, groups: int, form: GraphForm, name: str, input_shuffle: str | None = None):
     if groups == 1:
         return keras.layers.Conv2D(filters, 1, use_bias=False, name=name)(x)
-    return GroupedPointwiseConv(filters, groups, impl=form.grouped_conv, name=name)(x)
+    return GroupedPointwiseConv(filters, groups, impl=form.grouped_conv, input_shuffle=input_shuffle, name=name)(x)
 
 
 def _shuffle(x, spec: ModelSpec, form: GraphForm, name: str):
@@ -65,7 +65,7 @@ def _shuffle(x, spec: ModelSpec, form: GraphForm, name: str):
 
 def shuffles_after_dw(spec: ModelSpec, form: GraphForm) -> bool:
     """Whether the graph shuffles after the depthwise conv (and its BatchNorm) rather than before."""
-    return spec.shuffle_position == "after_dw" or form.shuffle_after_dw
+    return spec.shuffle_position == "after_dw" or form.shuffle_after_dw or form.shuffle == "folded"
 
 
 def _stem(x, spec: ModelSpec, form: GraphForm):
@@ -96,9 +96,11 @@ def _unit(x, unit: Unit, spec: ModelSpec, form: GraphForm):
     branch = keras.layers.DepthwiseConv2D(3, strides=unit.stride, padding=padding, use_bias=False,
                                           name=f"{p}_dwconv")(branch)
     branch = _batch_norm(branch, spec, form, f"{p}_bn2")  # no ReLU after the depthwise conv (paper, 3.2)
-    if after_dw:
+    folded = form.shuffle == "folded" and spec.groups > 1
+    if after_dw and not folded:
         branch = _shuffle(branch, spec, form, f"{p}_shuffle")
-    branch = _pointwise(branch, unit.branch_channels, unit.groups, form, f"{p}_gconv2")
+    branch = _pointwise(branch, unit.branch_channels, unit.groups, form, f"{p}_gconv2",
+                        input_shuffle=spec.shuffle_order if folded else None)
     branch = _batch_norm(branch, spec, form, f"{p}_bn3")
     if unit.stride == 1:
         x = keras.layers.Add(name=f"{p}_add")([x, branch])
@@ -157,8 +159,9 @@ def rebuild(model: ShuffleNetV1, form: GraphForm) -> ShuffleNetV1:
     """The same network with the same weights, written in another graph form.
 
     Weights are matched by layer name; every form has the same layers with
-    the same weight shapes (the forms differ in ops, not in parameters).
-    When the shuffle moves across the depthwise conv (``shuffle_after_dw``),
+    weights, of the same shapes (the forms differ in ops, not in parameters).
+    When the shuffle moves across the depthwise conv (``shuffle_after_dw``,
+    or a form that folds it into the next grouped conv),
     each unit's ``dwconv`` kernel and ``bn2`` parameters are permuted with
     it: shuffle-then-per-channel-op equals the per-channel op with channel
     ``c``'s parameters moved to ``perm[c]``, then the shuffle.
@@ -167,15 +170,16 @@ def rebuild(model: ShuffleNetV1, form: GraphForm) -> ShuffleNetV1:
     moved = model.spec.groups > 1 and shuffles_after_dw(model.spec, model.form) != shuffles_after_dw(
         model.spec, form)
     for layer in clone.layers:
+        if not layer.weights:
+            continue  # e.g. a shuffle layer, which a form with the shuffle folded in lacks
         weights = model.get_layer(layer.name).get_weights()
-        if weights and moved and layer.name.endswith(("_dwconv", "_bn2")) and layer.name.startswith("stage"):
+        if moved and layer.name.endswith(("_dwconv", "_bn2")) and layer.name.startswith("stage"):
             channels = weights[0].shape[2] if layer.name.endswith("_dwconv") else weights[0].shape[0]
             perm = shuffle_permutation(channels, model.spec.groups, model.spec.shuffle_order)
             # before -> after: new[perm[c]] = old[c]; after -> before: new[c] = old[perm[c]].
             index = np.argsort(perm) if shuffles_after_dw(model.spec, form) else perm
             axis = 2 if layer.name.endswith("_dwconv") else 0
             weights = [np.take(w, index, axis=axis) for w in weights]
-        if weights:
-            layer.set_weights(weights)
+        layer.set_weights(weights)
     return clone
 

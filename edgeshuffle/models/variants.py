@@ -231,7 +231,11 @@ class GraphForm:
     - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape),
       ``"planar"`` (two rank-4 transposes through a channel-major view; the
       fastest in int8 TFLite) or ``"gather"`` (a constant-index gather on the
-      channel axis).
+      channel axis) or ``"folded"`` (no shuffle op: the shuffle moves after
+      the depthwise conv as with ``shuffle_after_dw``, where it is the input
+      of the second grouped 1x1 conv, and that conv takes it in by
+      permuting its kernel's rows; needs ``grouped_conv="dense"``; a
+      training form, the fastest on CPU).
     - ``shortcut_pool``: ``"avgpool"`` (AveragePooling2D) or ``"dwconv"`` (a
       depthwise conv with weights 1/9 and a constant per-position rescale,
       which XNNPACK delegates in int8).
@@ -252,7 +256,7 @@ class GraphForm:
 
     batch: int | None = None
     grouped_conv: Literal["split", "dense", "native"] = "split"
-    shuffle: Literal["reshape", "planar", "gather"] = "reshape"
+    shuffle: Literal["reshape", "planar", "gather", "folded"] = "reshape"
     shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
     relu: Literal["after_concat", "branch"] = "after_concat"
     shuffle_after_dw: bool = False
@@ -263,8 +267,10 @@ class GraphForm:
                  "Batch must be a positive integer or None.", "batch", self.batch)
         _require(self.grouped_conv in ("split", "dense", "native"), "grouped_conv must be split, dense or native.",
                  "grouped_conv", self.grouped_conv)
-        _require(self.shuffle in ("reshape", "planar", "gather"), "shuffle must be reshape, planar or gather.",
-                 "shuffle", self.shuffle)
+        _require(self.shuffle in ("reshape", "planar", "gather", "folded"),
+                 "shuffle must be reshape, planar, gather or folded.", "shuffle", self.shuffle)
+        _require(self.shuffle != "folded" or self.grouped_conv == "dense",
+                 "A folded shuffle needs grouped_conv=dense.", "shuffle", self.shuffle)
         _require(self.shortcut_pool in ("avgpool", "dwconv"), "shortcut_pool must be avgpool or dwconv.",
                  "shortcut_pool", self.shortcut_pool)
         _require(self.relu in ("after_concat", "branch"), "relu must be after_concat or branch.",

@@ -64,6 +64,23 @@ def test_shuffle_after_dw_is_exact(groups, order):
             np.testing.assert_array_equal(w0, w1)
 
 
+@pytest.mark.parametrize("groups,order", [(3, "paper"), (4, "official")])
+def test_a_folded_shuffle_is_exact_and_moves_no_activations(groups, order):
+    """The training form folds the shuffle into the second grouped conv's kernel rows."""
+    spec = ModelSpec(groups=groups, scale=0.5, input_size=32, classes=10, shuffle_order=order)
+    model = _randomize(build_shufflenet(spec))
+    folded = rebuild(model, GraphForm(grouped_conv="dense", shuffle="folded"))
+    assert _shuffle_inputs(folded) == [] and _shuffle_inputs(model)
+    x = _inputs(spec)
+    reference = model.predict(x, verbose=0)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), reference, rtol=0,
+                               atol=1e-5 * np.abs(reference).max())
+    back = rebuild(folded, GraphForm())
+    for layer in model.layers:
+        for w0, w1 in zip(layer.get_weights(), back.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(w0, w1)
+
+
 def test_moved_weights_follow_the_permutation():
     """Independent of rebuild's code: channel perm[c] of the new kernel is channel c of the old one."""
     spec = ModelSpec(groups=3, scale=0.5, input_size=32, classes=10)

@@ -103,6 +103,21 @@ def test_grouped_pointwise_conv_is_a_grouped_convolution(impl, groups, channels,
     np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("groups,channels,filters", [(3, 12, 24), (8, 16, 32)])
+def test_a_folded_shuffle_is_the_papers_shuffle_then_the_grouped_conv(groups, channels, filters):
+    from edgeshuffle.models.layers import GroupedPointwiseConv
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 4, 5, channels)).astype("float32")
+    kernel = rng.normal(size=(1, 1, channels // groups, filters)).astype("float32")
+    plain, folded = (GroupedPointwiseConv(filters, groups, impl="dense", input_shuffle=order) for order in (None, "paper"))
+    for layer in (plain, folded):
+        layer.build(x.shape)
+        layer.set_weights([kernel])
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(plain(paper_shuffle(x, groups))),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_xla_batch_norm_trains_like_keras_batch_norm():
     """The training form's BatchNorm: Keras' layer is the reference for outputs, gradients, moving stats."""
     import tensorflow as tf
