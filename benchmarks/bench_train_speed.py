@@ -15,7 +15,8 @@ most twice that. `--compare` also times the training form with one of its
 choices undone: Keras' own BatchNormalization in place of the XLA-compiled
 one, and a channel shuffle op in place of the shuffle folded into the
 grouped conv; it alternates the three for `--rounds` rounds and prints the
-medians and their ratios. Requirement
+medians and their ratios. TensorFlow's oneDNN kernels are on, as in
+`edgeshuffle train`, unless TF_ENABLE_ONEDNN_OPTS=0 is set. Requirement
 (issue 6): >= 200 images/s for the 0.5x g=3 CIFAR variant at 32x32 on the
 2-core build machine.
 """
@@ -48,10 +49,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    # edgeshuffle.train first: it turns on TensorFlow's oneDNN kernels, read when TensorFlow loads.
+    from edgeshuffle.train import TRAINING_FORM, measure_training_speed
+
     import tensorflow as tf
+    from tensorflow.python.util import _pywrap_util_port
 
     from edgeshuffle.models.variants import ModelSpec
-    from edgeshuffle.train import TRAINING_FORM, measure_training_speed
 
     spec = ModelSpec(groups=args.groups, scale=args.scale, input_size=args.input_size, classes=10, stem=args.stem)
     forms = {"training form": TRAINING_FORM}
@@ -74,12 +78,14 @@ def main() -> None:
               "runs": {name: [{"seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2),
                                "images_per_second": round(r.images_per_second, 1)} for r in results]
                        for name, results in runs.items()},
+              "onednn": _pywrap_util_port.IsMklEnabled(),
               "cpu_count": os.cpu_count(), "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
               "load_average_1min": [round(load_before, 2), round(load_after, 2)]}
     if args.json:
         print(json.dumps(record, indent=2))
         return
     print(f"{spec.name} at {spec.input_size}x{spec.input_size}, batch {args.batch_size}, jit_compile={args.jit}, "
+          f"oneDNN {'on' if record['onednn'] else 'off'}, "
           f"{args.steps} timed steps after {args.warmup} warm-up steps, median of {args.rounds} run(s); "
           f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} -> {load_after:.1f}")
     for name, median in medians.items():

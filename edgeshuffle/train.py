@@ -50,6 +50,11 @@ from edgeshuffle.models.variants import GraphForm, ModelSpec
 
 log = logging.getLogger(__name__)
 
+# TensorFlow 2.21's x86 wheels leave oneDNN's CPU kernels off unless asked; with them on,
+# the training step ran 1.5x more images per CPU-second (benchmarks/bench_train_speed.py).
+# It is read once, when TensorFlow loads, which every training path here does after this.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 # The form the network trains in; the saved model is in the default form, same weights.
 TRAINING_FORM = GraphForm(grouped_conv="dense", shuffle="folded", batch_norm="xla")
 
