@@ -6,18 +6,19 @@ decoupled weight decay on convolution and dense kernels only (not on
 BatchNorm or biases), label smoothing, and for every image a random crop
 from the image padded by 1/8 of its size (4 px at 32x32) and a random
 horizontal flip; optionally Cutout (DeVries & Taylor, 2017): a square of
-each image set to 0, the dataset's mean colour. Images go through the model's own preprocessing
-(:func:`edgeshuffle.data.images.preprocess` with ``spec.preprocessing``)
-once, when they are loaded into memory; augmentation works on those
-arrays. Training runs the network in the graph form :data:`TRAINING_FORM`:
-each grouped 1x1 conv as one matrix product with a block-diagonal kernel
-(faster than one conv per group, several times faster than Keras' grouped
-``Conv2D``) with the channel shuffle folded into the second one's kernel
-rows (no op moves activations for it), and each BatchNorm as two XLA-compiled kernels (forward,
-backward; :class:`~edgeshuffle.models.layers.XlaBatchNorm`). The saved model
-is in the default form, same weights. The model as a whole is not
-XLA-compiled (``jit_compile=False``): on CPU that is several times slower for
-this network.
+each image set to 0, the dataset's mean colour. Images go through the
+model's own preprocessing (:func:`edgeshuffle.data.images.preprocess` with
+``spec.preprocessing``) once, when they are loaded into memory;
+augmentation works on those arrays. Training runs the network in the graph
+form :data:`TRAINING_FORM`: each grouped 1x1 conv as one matrix product with
+a block-diagonal kernel (faster than one conv per group, several times
+faster than Keras' grouped ``Conv2D``), the channel shuffle folded into the
+second one's kernel rows (no op moves activations for it), and each
+BatchNorm as two XLA-compiled kernels (forward, backward;
+:class:`~edgeshuffle.models.layers.XlaBatchNorm`). The saved model is in the
+default form, same weights. The model as a whole is not XLA-compiled
+(``jit_compile=False``): on CPU that is several times slower for this
+network.
 
 A checkpoint is written after every epoch as a folder ``epoch-NNNN`` in the
 checkpoint folder, complete or not at all (written under a temporary name,
@@ -51,7 +52,7 @@ from edgeshuffle.models.variants import GraphForm, ModelSpec
 log = logging.getLogger(__name__)
 
 # TensorFlow 2.21's x86 wheels leave oneDNN's CPU kernels off unless asked; with them on,
-# the training step ran 1.5x more images per CPU-second (benchmarks/bench_train_speed.py).
+# the training step ran about 1.4x faster (benchmarks/bench_train_speed.py, README "Speed").
 # It is read once, when TensorFlow loads, which every training path here does after this.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

@@ -78,10 +78,10 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
     Recipe: SGD (Nesterov momentum 0.9) with linear warm-up then cosine decay
     to zero, weight decay on kernels, label smoothing, random crops from
     images padded by 1/8 of their size (4 px at 32x32) and horizontal flips
-    (--cutout adds Cutout). Preprocessing is the variant's own (stored in the model). A checkpoint is
-    written after every epoch; --resume continues from the last one (epoch,
-    optimizer state and learning-rate schedule included). The class names
-    are stored in the saved model.
+    (--cutout adds Cutout). Preprocessing is the variant's own (stored in the
+    model). A checkpoint is written after every epoch; --resume continues from
+    the last one (epoch, optimizer state and learning-rate schedule included).
+    The class names are stored in the saved model.
     """
     import dataclasses
 
