@@ -264,6 +264,24 @@ def test_cli_resume_of_a_finished_run_and_changed_recipe(uninterrupted, data):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("setting,expected", [(None, "True"), ("0", "False")])
+def test_training_turns_on_onednn_unless_told_not_to(setting, expected):
+    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads: it must load after edgeshuffle.train."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    script = ("import edgeshuffle.cli, edgeshuffle.train, tensorflow\n"
+              "from tensorflow.python.util import _pywrap_util_port\n"
+              "print(_pywrap_util_port.IsMklEnabled())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
 def test_bad_folders_are_refused_without_tensorflow(tmp_path):
     """Folder checks and image decoding are in edgeshuffle.data (board-safe): no TensorFlow import."""
     import subprocess
