@@ -110,7 +110,8 @@ def test_a_folded_shuffle_is_the_papers_shuffle_then_the_grouped_conv(groups, ch
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 4, 5, channels)).astype("float32")
     kernel = rng.normal(size=(1, 1, channels // groups, filters)).astype("float32")
-    plain, folded = (GroupedPointwiseConv(filters, groups, impl="dense", input_shuffle=order) for order in (None, "paper"))
+    plain, folded = (GroupedPointwiseConv(filters, groups, impl="dense", input_shuffle=order)
+                     for order in (None, "paper"))
     for layer in (plain, folded):
         layer.build(x.shape)
         layer.set_weights([kernel])
