@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/edgeshuffle info --groups 3 --scale 0.5 --stem cifar
+	$(BIN)/edgeshuffle info --groups 3 --scale 1 --stem cifar
 	$(BIN)/python -m edgeshuffle.demo --output-dir build/demo
 
 test: install

@@ -16,7 +16,7 @@ import click
 from edgeshuffle.cli.common import reports_errors
 
 # Relative to the repository root, where `make demo` runs.
-SHIPPED_MODEL = Path("models/shufflenet_v1_g3_0.5x_cifar10.keras")
+SHIPPED_MODEL = Path("models/shufflenet_v1_g3_1x_cifar10.keras")
 CALIBRATION = Path("calibration/cifar10-train-300")
 EVALUATION = Path("calibration/cifar10-test-2000")
 
