@@ -28,6 +28,14 @@ momenta) and ``state.json`` (config, epoch, history). :func:`train` with
 ``resume=True`` continues after the last complete one. Shuffling and
 augmentation draw from a generator seeded by (seed, epoch), so a resumed
 run sees the same batches as an uninterrupted one.
+
+With ``average_from`` the saved model is not the last epoch's weights but
+their average over the last epochs (stochastic weight averaging, Izmailov
+et al., 2018): a running mean updated at every epoch's end from that epoch
+on, kept in each checkpoint (``average.npz``) so that resume carries it,
+and at the end BatchNorm statistics recomputed for the averaged weights
+(:func:`recompute_batch_norm`), since the average of the moving statistics
+is not the statistics of the averaged network.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +70,7 @@ TRAINING_FORM = GraphForm(grouped_conv="dense", shuffle="folded", batch_norm="xl
 
 CHECKPOINT_PREFIX = "epoch-"
 KEEP_CHECKPOINTS = 2
+AVERAGE_FILE = "average.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +82,8 @@ class TrainConfig:
     pixels of the square Cutout zeroes in every training image (0: none;
     only with ``augment``). ``max_steps_per_epoch``
     caps an epoch (tests, benchmarks); None means one pass over the data.
+    ``average_from``: the saved model is the average of the weights at the
+    end of this epoch (1-based) and every later one (None: the last epoch's).
     """
 
     epochs: int = 30
@@ -85,6 +97,7 @@ class TrainConfig:
     cutout: int = 0
     seed: int = 0
     max_steps_per_epoch: int | None = None
+    average_from: int | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -100,6 +113,9 @@ class TrainConfig:
             (self.augment or self.cutout == 0, "Cutout is augmentation; it needs augment on.", "cutout"),
             (self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
              "Steps per epoch must be at least 1.", "max_steps_per_epoch"),
+            (self.average_from is None or (isinstance(self.average_from, int) and
+                                           1 <= self.average_from <= self.epochs),
+             "Averaging must start at an epoch of the run.", "average_from"),
         ]
         for ok, message, name in checks:
             if not ok:
@@ -107,6 +123,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def averages_epoch(self, epoch: int) -> bool:
+        """Whether the weights at the end of ``epoch`` (1-based) go into the saved average."""
+        return self.average_from is not None and epoch >= self.average_from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +152,13 @@ class TrainResult:
     resumed_from: int  # epochs already done when this call started (0: fresh run)
     train_images: int
     val_images: int
+    averaged_val_accuracy: float | None = None  # of the saved average, with config.average_from and --val
 
     @property
     def final_val_accuracy(self) -> float | None:
+        """Top-1 on the validation folder of the saved model."""
+        if self.config.average_from is not None:
+            return self.averaged_val_accuracy
         return self.history[-1].val_accuracy if self.history else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +166,7 @@ class TrainResult:
                 "config": self.config.to_dict(), "resumed_from": self.resumed_from,
                 "train_images": self.train_images, "val_images": self.val_images,
                 "history": [r.to_dict() for r in self.history],
+                "averaged_val_accuracy": self.averaged_val_accuracy,
                 "training_seconds": sum(r.seconds for r in self.history)}
 
 
@@ -222,7 +247,8 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _save_checkpoint(folder: Path, epoch: int, model, optimizer, state: dict[str, Any]) -> Path:
+def _save_checkpoint(folder: Path, epoch: int, model, optimizer, state: dict[str, Any],
+                     average: list[np.ndarray] | None) -> Path:
     target = folder / f"{CHECKPOINT_PREFIX}{epoch:04d}"
     partial = folder / f".{target.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -230,6 +256,8 @@ def _save_checkpoint(folder: Path, epoch: int, model, optimizer, state: dict[str
     try:
         model.save(partial / "model.keras")
         np.savez(partial / "optimizer.npz", *[np.asarray(v.numpy()) for v in optimizer.variables])
+        if average is not None:
+            np.savez(partial / AVERAGE_FILE, *average)
         (partial / "state.json").write_text(json.dumps(state, indent=2))
         if target.exists():
             shutil.rmtree(target)
@@ -240,6 +268,18 @@ def _save_checkpoint(folder: Path, epoch: int, model, optimizer, state: dict[str
     for old in sorted(folder.glob(f"{CHECKPOINT_PREFIX}*"))[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _load_average(checkpoint: Path, model) -> list[np.ndarray]:
+    path = checkpoint / AVERAGE_FILE
+    if not path.is_file():
+        raise InputFileError(f"checkpoint {checkpoint} has no {AVERAGE_FILE}: it was written by a run "
+                             "that did not average these epochs")
+    with np.load(path) as stored:
+        average = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    if [a.shape for a in average] != [tuple(w.shape) for w in model.weights]:
+        raise InputFileError(f"the weight average in {path} does not match the model")
+    return average
 
 
 def _restore_optimizer(optimizer, model, path: Path) -> None:
@@ -289,6 +329,28 @@ def _zero_init_residual_gammas(model) -> None:
         layer = model.get_layer(f"{prefix}_bn3")
         gamma, *rest = layer.get_weights()
         layer.set_weights([np.zeros_like(gamma), *rest])
+
+
+def recompute_batch_norm(model, batches: Iterable[np.ndarray]) -> None:
+    """Set every BatchNorm's moving mean and variance to the mean of its batch statistics over ``batches``.
+
+    Runs the model in training mode with each layer's momentum set so that
+    the moving statistics are the running mean over the batches seen (for
+    equal-size batches: the data's mean, and the mean of the per-batch
+    variances); restores the momenta after.
+    """
+    import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for seen, batch in enumerate(batches):
+            for layer in layers:
+                layer.momentum = seen / (seen + 1)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
 
 
 def predict_top1(model, inputs: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -387,7 +449,9 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         output: the trained model, written atomically at the end.
         spec: the variant; its ``classes`` and ``class_names`` are set from the data.
         config: the recipe; default :class:`TrainConfig`. With ``resume`` it
-            must be None or equal to the stored one (the LR schedule depends on it).
+            must be None or equal to the stored one (the LR schedule depends
+            on it), except ``average_from``, which may change while no epoch
+            that either value averages is done.
         val_dir: optional labelled folder (same classes) for top-1 accuracy after every epoch.
         checkpoint_dir: default ``output`` with ``.checkpoints`` instead of ``.keras``.
         resume: continue after the last complete checkpoint.
@@ -434,17 +498,20 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
             raise InputFileError(f"nothing to resume: no complete checkpoint in {checkpoint_dir}")
         state = json.loads((checkpoint / "state.json").read_text())
         stored = TrainConfig(**state["config"])
+        start_epoch = int(state["epoch"])
         if config is not None and config != stored:
             changed = sorted(k for k, v in config.to_dict().items() if stored.to_dict()[k] != v)
-            raise InvalidArgumentError(f"A resumed run keeps its recipe; these differ from the checkpoint's: "
-                                       f"{', '.join(changed)}. Received: `resume=True`")
+            if changed != ["average_from"] or stored.averages_epoch(start_epoch) or config.averages_epoch(start_epoch):
+                raise InvalidArgumentError(f"A resumed run keeps its recipe; these differ from the checkpoint's: "
+                                           f"{', '.join(changed)}. Received: `resume=True`")
+            log.info("averaging the weights from epoch %s on (was: %s)", config.average_from, stored.average_from)
+            stored = config
         config = stored
         stored_spec = ModelSpec.from_dict(state["spec"])
         if stored_spec.class_names != spec.class_names:
             raise InputFileError(f"checkpoint {checkpoint} was trained on other classes: "
                                  f"{', '.join(stored_spec.class_names or ())}")
         spec = stored_spec
-        start_epoch = int(state["epoch"])
         history = [EpochRecord(**r) for r in state["history"]]
     else:
         if checkpoint is not None:
@@ -482,6 +549,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         optimizer = _compile(model, config, steps)
         if resume:
             _restore_optimizer(optimizer, model, checkpoint / "optimizer.npz")
+    average = _load_average(checkpoint, model) if resume and config.averages_epoch(start_epoch) else None
 
     pad = max(1, spec.input_size // 8)
     eye = np.eye(spec.classes, dtype=np.float32)
@@ -510,14 +578,33 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         record = EpochRecord(epoch + 1, loss, float(logs["accuracy"]), val_accuracy, learning_rate, seconds,
                              len(batches) * len(batches[0]) / seconds)
         history.append(record)
+        if config.averages_epoch(epoch + 1):
+            weights = model.get_weights()
+            count = epoch + 2 - config.average_from  # epochs in the average, this one included
+            average = weights if average is None else [a + (w - a) / count for a, w in zip(average, weights)]
         state = {"epoch": epoch + 1, "config": config.to_dict(), "spec": spec.to_dict(),
                  "history": [r.to_dict() for r in history]}
-        _save_checkpoint(checkpoint_dir, epoch + 1, model, optimizer, state)
+        _save_checkpoint(checkpoint_dir, epoch + 1, model, optimizer, state, average)
         log.info("epoch %d/%d: loss %.4f, train acc %.4f, val acc %s, %.0f images/s", epoch + 1,
                  config.epochs, loss, record.train_accuracy, val_accuracy, record.images_per_second)
         listener.epoch_end(record)
 
+    averaged_val_accuracy = None
+    if average is not None:
+        model.set_weights(average)
+        started = time.perf_counter()
+        rng = np.random.default_rng([config.seed, config.epochs, 1])
+        batches = epoch_batches(len(x_train), config.batch_size, config.seed, config.epochs,
+                                config.max_steps_per_epoch)
+        recompute_batch_norm(model, (augment_batch(x_train[i], rng, pad, config.cutout) if config.augment
+                                     else x_train[i] for i in batches))
+        if val_folder is not None:
+            averaged_val_accuracy = float(np.mean(predict_top1(model, x_val) == y_val))
+        log.info("averaged the weights of epochs %d-%d, BatchNorm statistics recomputed on %d images in %.0f s; "
+                 "val acc %s (last epoch's: %s)", config.average_from, config.epochs,
+                 len(batches) * len(batches[0]), time.perf_counter() - started, averaged_val_accuracy,
+                 history[-1].val_accuracy)
     # The default form with the trained weights; the saved file carries no optimizer state.
     save_model(rebuild(model, GraphForm()), output)
     return TrainResult(output, spec, config, tuple(history), start_epoch, len(x_train),
-                       len(x_val) if val_folder is not None else 0)
+                       len(x_val) if val_folder is not None else 0, averaged_val_accuracy)

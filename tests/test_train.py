@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -16,12 +17,15 @@ from edgeshuffle.cli import main
 from edgeshuffle.data.folders import class_folder, load_class_folder
 from edgeshuffle.errors import InputFileError, InvalidArgumentError
 from edgeshuffle.models.variants import ModelSpec, Preprocessing
-from edgeshuffle.train import TrainConfig, TrainingListener, augment_batch, epoch_batches, latest_checkpoint, train
+from edgeshuffle.train import (TrainConfig, TrainingListener, augment_batch, epoch_batches, latest_checkpoint,
+                               predict_top1, recompute_batch_norm, train)
 
 CLASSES = ("cat", "dog", "ship")
 SPEC = ModelSpec(groups=3, scale=0.25, input_size=32, classes=3, stem="cifar")
 # 2 epochs of 2 steps of 8 images.
 CONFIG = TrainConfig(epochs=2, batch_size=8, learning_rate=0.05, warmup_epochs=0.0, max_steps_per_epoch=2)
+# 3 epochs, the saved model the average of epochs 2 and 3.
+AVERAGED = dataclasses.replace(CONFIG, epochs=3, average_from=2)
 CLI_ARGS = ["-g", "3", "-s", "0.25", "--stem", "cifar", "--epochs", "2", "--batch-size", "8", "--lr", "0.05",
             "--warmup-epochs", "0", "--steps-per-epoch", "2"]
 
@@ -162,6 +166,9 @@ def test_refuses_classes_that_disagree_with_the_folder(tmp_path, data):
 def test_config_is_validated():
     with pytest.raises(InvalidArgumentError, match="warmup_epochs"):
         TrainConfig(epochs=2, warmup_epochs=2)
+    for epoch in (0, 3):
+        with pytest.raises(InvalidArgumentError, match="average_from"):
+            TrainConfig(epochs=2, warmup_epochs=0, average_from=epoch)
 
 
 # ---------------------------------------------------------------- training and resume
@@ -335,3 +342,78 @@ def test_init_from_refuses_another_variant_and_other_classes(tmp_path, data, uni
     with pytest.raises(InputFileError, match="other classes.*cat, dog, ship"):
         train(others, tmp_path / "m.keras", SPEC, one_step, init_from=initial)
     assert not (tmp_path / "m.keras").exists() and not (tmp_path / "m.checkpoints").exists()
+
+
+# ---------------------------------------------------------------- weight averaging
+
+
+@pytest.mark.parametrize("layer_class", ["keras", "xla"])
+def test_recompute_batch_norm_sets_the_mean_of_the_batch_statistics(layer_class):
+    import keras
+
+    from edgeshuffle.models.layers import XlaBatchNorm
+
+    layer = (keras.layers.BatchNormalization if layer_class == "keras" else XlaBatchNorm)(momentum=0.9)
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, scale, (8, 4, 4, 3)).astype(np.float32) for loc, scale in ((0, 1), (1, 2), (5, 3))]
+    recompute_batch_norm(model, iter(batches))
+    np.testing.assert_allclose(layer.moving_mean.numpy(), np.concatenate(batches).mean(axis=(0, 1, 2)),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(),
+                               np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0), rtol=1e-4)
+    assert layer.momentum == 0.9
+
+
+@pytest.fixture(scope="module")
+def averaged(tmp_path_factory, data):
+    """The reference averaged run (AVERAGED), uninterrupted."""
+    out = tmp_path_factory.mktemp("averaged")
+    return out, train(data, out / "model.keras", SPEC, AVERAGED, val_dir=data)
+
+
+def test_average_from_saves_the_mean_of_the_averaged_epochs(averaged, data):
+    from edgeshuffle.models.io import load_model
+    from edgeshuffle.models.shufflenet import rebuild
+    from edgeshuffle.models.variants import GraphForm
+
+    out, result = averaged
+    saved = load_model(out / "model.keras")
+    # The two checkpoints kept are those of epochs 2 and 3, the averaged ones.
+    ends = [rebuild(load_model(out / "model.checkpoints" / f"epoch-000{e}" / "model.keras"), GraphForm())
+            for e in (2, 3)]
+    for got, second, third in zip(saved.trainable_weights, *(m.trainable_weights for m in ends)):
+        np.testing.assert_allclose(got.numpy(), (second.numpy() + third.numpy()) / 2, rtol=1e-5, atol=1e-6,
+                                   err_msg=got.path)
+    assert not all(np.allclose(a.numpy(), b.numpy()) for a, b in zip(saved.trainable_weights,
+                                                                      ends[1].trainable_weights))
+    # BatchNorm statistics are recomputed, not averaged.
+    moving = [(w, a, b) for w, a, b in zip(saved.weights, ends[0].weights, ends[1].weights) if "moving_mean" in w.path]
+    assert moving and not all(np.allclose(w.numpy(), (a.numpy() + b.numpy()) / 2) for w, a, b in moving)
+    # The accuracy reported is the saved model's.
+    inputs, labels = load_class_folder(class_folder(data), saved.spec.preprocessing)
+    assert result.final_val_accuracy == pytest.approx(np.mean(predict_top1(saved, inputs) == labels))
+
+
+def test_resume_carries_the_average(tmp_path, data, averaged):
+    output = tmp_path / "model.keras"
+    with pytest.raises(KeyboardInterrupt):
+        train(data, output, SPEC, AVERAGED, listener=StopAfter(epoch=2))  # the average has begun
+    train(data, output, SPEC, None, resume=True)
+    for resumed, reference in zip(_weights(output), _weights(averaged[0] / "model.keras")):
+        np.testing.assert_allclose(resumed, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_averaging_may_be_added_on_resume_until_its_first_epoch_is_done(tmp_path, data, averaged):
+    output = tmp_path / "model.keras"
+    with pytest.raises(KeyboardInterrupt):
+        train(data, output, SPEC, dataclasses.replace(AVERAGED, average_from=None), listener=StopAfter(epoch=1))
+    args = CLI_ARGS + ["--epochs", "3", "--data", str(data), "--output", str(output), "--resume"]
+    result = _run(args + ["--average-from", "1"])  # epoch 1 is done without its weights kept
+    assert result.exit_code == 2 and "average_from" in result.output, result.output
+    result = _run(args + ["--average-from", "2"])
+    assert result.exit_code == 0, result.output
+    assert "averaged over epochs 2-3" in result.output
+    for resumed, reference in zip(_weights(output), _weights(averaged[0] / "model.keras")):
+        np.testing.assert_allclose(resumed, reference, rtol=1e-4, atol=1e-5)

@@ -56,6 +56,11 @@ def _progress_listener(progress):
 @click.option("--cutout", type=click.IntRange(min=0), default=None, metavar="PIXELS",
               help="Also zero a random PIXELS x PIXELS square of every training image (Cutout; "
               "8 or 16 at 32x32) [default: 0, off].")
+@click.option("--average-from", type=click.IntRange(min=1), default=None, metavar="EPOCH",
+              help="Save the average of the weights at the end of epoch EPOCH and every later one, with "
+              "BatchNorm statistics recomputed on the training images (stochastic weight averaging), "
+              "instead of the last epoch's weights. May be added or changed with --resume while no epoch "
+              "it averages is done [default: off].")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Cap the batches per epoch (smoke runs; default: one pass over the data).")
 @click.option("--val", "val_dir", type=click.Path(path_type=Path),
@@ -71,8 +76,8 @@ def _progress_listener(progress):
 @click.option("--json", "as_json", is_flag=True, help="Print the training record as JSON at the end.")
 @reports_errors
 def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, batch_size, learning_rate,
-          weight_decay, label_smoothing, warmup_epochs, seed, no_augment, cutout, steps_per_epoch, val_dir,
-          checkpoint_dir, resume, init_from, as_json):
+          weight_decay, label_smoothing, warmup_epochs, seed, no_augment, cutout, average_from, steps_per_epoch,
+          val_dir, checkpoint_dir, resume, init_from, as_json):
     """Train a ShuffleNet v1 on an image folder with one subfolder per class.
 
     Recipe: SGD (Nesterov momentum 0.9) with linear warm-up then cosine decay
@@ -81,7 +86,8 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
     (--cutout adds Cutout). Preprocessing is the variant's own (stored in the
     model). A checkpoint is written after every epoch; --resume continues from
     the last one (epoch, optimizer state and learning-rate schedule included).
-    The class names are stored in the saved model.
+    --average-from saves the average of the last epochs' weights instead of
+    the last epoch's. The class names are stored in the saved model.
     """
     import dataclasses
 
@@ -103,11 +109,11 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
     given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
              "weight_decay": weight_decay, "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs,
              "seed": seed, "augment": False if no_augment else None, "cutout": cutout,
-             "max_steps_per_epoch": steps_per_epoch}
+             "max_steps_per_epoch": steps_per_epoch, "average_from": average_from}
     given = {k: v for k, v in given.items() if v is not None}
     if "warmup_epochs" not in given and given.get("epochs", 2) <= TrainConfig.warmup_epochs:
         given["warmup_epochs"] = 0.0  # a one-epoch run has no room for warm-up
-    config = dataclasses.replace(TrainConfig(), **given)
+    config = None if resume else dataclasses.replace(TrainConfig(), **given)
     if resume:
         # Options left out keep the checkpoint's values; given ones must agree with it.
         found = latest_checkpoint(checkpoint_dir or default_checkpoint_dir(output))
@@ -115,10 +121,11 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
             stored = json.loads((found / "state.json").read_text())["config"]
             defaults = TrainConfig().to_dict()  # a field newer than the checkpoint has its default there
             changed = sorted(k for k, v in given.items() if stored.get(k, defaults[k]) != v)
-            if changed:
+            if changed and changed != ["average_from"]:
                 raise InvalidArgumentError(f"A resumed run keeps its recipe; these differ from the checkpoint's: "
                                            f"{', '.join(changed)}. Received: `--resume`")
-        config = None
+            # train() checks that no epoch the new averaging would cover is done yet.
+            config = TrainConfig(**{**defaults, **stored, **given}) if changed else None
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
@@ -129,7 +136,10 @@ def train(data_dir, output, groups, scale, input_size, classes, stem, epochs, ba
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     last = result.history[-1]
-    val = f", top-1 on --val {100 * last.val_accuracy:.2f}%" if last.val_accuracy is not None else ""
+    accuracy = result.final_val_accuracy
+    val = f", top-1 on --val {100 * accuracy:.2f}%" if accuracy is not None else ""
+    if result.config.average_from is not None:
+        val += f" (weights averaged over epochs {result.config.average_from}-{result.config.epochs})"
     click.echo(f"trained {result.spec.name} for {result.config.epochs} epochs on {result.train_images} images "
                f"({', '.join(result.spec.class_names)}){val}; "
                f"{sum(r.seconds for r in result.history) / 60:.1f} min of training, "
