@@ -132,8 +132,8 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class EpochRecord:
     epoch: int  # 1-based
-    loss: float
-    train_accuracy: float  # on augmented training batches
+    loss: float  # mean over the epoch's batches
+    train_accuracy: float  # mean over the epoch's (augmented) batches
     val_accuracy: float | None  # top-1 on the --val folder, if any
     learning_rate: float  # at the end of the epoch
     seconds: float  # training time of the epoch (without validation)
@@ -559,15 +559,18 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         listener.epoch_start(epoch + 1, config.epochs, len(batches))
         model.reset_metrics()
         started = time.perf_counter()
-        logs: dict[str, Any] = {}
+        loss_sum = accuracy_sum = 0.0
         for step, index in enumerate(batches, start=1):
             images = x_train[index]
             if config.augment:
                 images = augment_batch(images, rng, pad, config.cutout)
+            # train_on_batch resets the metrics at every call: its figures are this batch's alone.
             logs = model.train_on_batch(images, eye[y_train[index]], return_dict=True)
-            listener.step_end(step, float(logs["loss"]), float(logs["accuracy"]))
+            loss_sum += float(logs["loss"])
+            accuracy_sum += float(logs["accuracy"])
+            listener.step_end(step, loss_sum / step, accuracy_sum / step)
         seconds = time.perf_counter() - started
-        loss = float(logs["loss"])
+        loss, train_accuracy = loss_sum / len(batches), accuracy_sum / len(batches)
         if not math.isfinite(loss):
             raise InvalidArgumentError(f"Training diverged (loss {loss}) in epoch {epoch + 1}; "
                                        f"try a lower learning rate. Received: `learning_rate={config.learning_rate}`")
@@ -575,7 +578,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
         if val_folder is not None:
             val_accuracy = float(np.mean(predict_top1(model, x_val) == y_val))
         learning_rate = float(np.asarray(optimizer.learning_rate))
-        record = EpochRecord(epoch + 1, loss, float(logs["accuracy"]), val_accuracy, learning_rate, seconds,
+        record = EpochRecord(epoch + 1, loss, train_accuracy, val_accuracy, learning_rate, seconds,
                              len(batches) * len(batches[0]) / seconds)
         history.append(record)
         if config.averages_epoch(epoch + 1):
