@@ -19,11 +19,13 @@ demo: install
 	$(BIN)/edgeshuffle info --groups 3 --scale 1 --stem cifar
 	$(BIN)/python -m edgeshuffle.demo --output-dir build/demo
 
+# Two worker processes, one test file each at a time (module fixtures are built once): much of a test's time is
+# single-threaded Python (graph tracing), so two of them share the 2-core machine well.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 # The board path on aarch64 under qemu-user (root; see README "On the board"). Needs `make demo` first.
 arm-check: install

@@ -282,8 +282,7 @@ def _load_average(checkpoint: Path, model) -> list[np.ndarray]:
     return average
 
 
-def _restore_optimizer(optimizer, model, path: Path) -> None:
-    optimizer.build(model.trainable_variables)
+def _restore_optimizer(optimizer, path: Path) -> None:
     with np.load(path) as stored:
         values = [stored[f"arr_{i}"] for i in range(len(stored.files))]
     variables = optimizer.variables
@@ -315,6 +314,9 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, jit_compile: bool
                                                             label_smoothing=config.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                   jit_compile=jit_compile)
+    # Built now, not inside the first traced step: a tf.function that creates variables is traced twice,
+    # and tracing this network's training step is most of a short run's time.
+    optimizer.build(model.trainable_variables)
     return optimizer
 
 
@@ -548,7 +550,7 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
     if start_epoch < config.epochs:
         optimizer = _compile(model, config, steps)
         if resume:
-            _restore_optimizer(optimizer, model, checkpoint / "optimizer.npz")
+            _restore_optimizer(optimizer, checkpoint / "optimizer.npz")
     average = _load_average(checkpoint, model) if resume and config.averages_epoch(start_epoch) else None
 
     pad = max(1, spec.input_size // 8)
