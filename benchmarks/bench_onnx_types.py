@@ -29,17 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def output_step(path: Path) -> float:
-    """The quantization step of the logits: the scale of the DequantizeLinear that yields the graph output."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    node = next(n for n in graph.node if graph.output[0].name in n.output)
-    scale = next(i for i in graph.initializer if i.name == node.input[1])
-    return float(numpy_helper.to_array(scale))
-
-
 def steps_from_op_by_op(path: Path, inputs, step: float) -> tuple[float, float]:
     """Mean and max |fused kernels - op-by-op QDQ| of the logits, in output quantization steps."""
     import numpy as np
@@ -70,7 +59,7 @@ def main() -> None:
     from edgeshuffle.bench import BenchConfig, run_bench
     from edgeshuffle.data.sets import calibration_set
     from edgeshuffle.export.convert import ONNX_FILE, export_float
-    from edgeshuffle.export.quantize import ONNX_TYPES, write_int8_onnx
+    from edgeshuffle.export.quantize import ONNX_TYPES, onnx_output_scale, write_int8_onnx
     from edgeshuffle.metadata import ArtifactMetadata, read_metadata
     from edgeshuffle.models.io import load_model
     from edgeshuffle.parity import image_parity
@@ -100,7 +89,7 @@ def main() -> None:
           f"{'':44s}p50 {p50[float_onnx]:7.3f} ms")
     for types, path in artifacts.items():
         result = by_path[path]
-        mean_steps, max_steps = steps_from_op_by_op(path, eval_inputs, output_step(path))
+        mean_steps, max_steps = steps_from_op_by_op(path, eval_inputs, onnx_output_scale(path))
         c = result.comparison
         print(f"  {types:8s} accuracy {100 * c.accuracy:6.2f}%  agreement {100 * c.top1_agreement:5.1f}%  "
               f"cosine {c.mean_cosine:.4f}  op-by-op mean {mean_steps:.2f} / max {max_steps:.0f} steps  "

@@ -188,6 +188,35 @@ def write_int8_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, met
         onnx.save(proto, str(temporary))
 
 
+def onnx_output_scale(path: Path) -> float | None:
+    """The quantization step of a QDQ ONNX model's output: the scale of the DequantizeLinear that yields it.
+
+    Walks back from the graph output through ops that move values without
+    changing their quantization (Identity, Reshape, Flatten, Squeeze); the
+    scale may be an initializer or a Constant node. None for a float model.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    values = {i.name: i for i in graph.initializer}
+    values.update({n.output[0]: a.t for n in graph.node if n.op_type == "Constant"
+                   for a in n.attribute if a.name == "value"})
+    name = graph.output[0].name
+    for _ in graph.node:  # bounded: a malformed graph may have a cycle
+        node = producers.get(name)
+        if node is None:
+            return None
+        if node.op_type == "DequantizeLinear":
+            scale = values.get(node.input[1])
+            return None if scale is None else float(numpy_helper.to_array(scale).reshape(-1)[0])
+        if node.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze"):
+            return None
+        name = node.input[0]
+    return None
+
+
 def _gate(parity, max_drop: float) -> list[str]:
     """Accuracy drop (labelled) or agreement loss (unlabelled) of each artifact beyond ``max_drop``."""
     failures = []

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeshuffle.export.quantize import onnx_output_scale
+
 
 def tflite_output_scale(path: Path) -> float | None:
     from ai_edge_litert.interpreter import Interpreter
@@ -46,35 +48,6 @@ def tflite_output_scale(path: Path) -> float | None:
     detail = Interpreter(model_path=str(path)).get_output_details()[0]
     scale, _ = detail["quantization"]
     return float(scale) if scale else None
-
-
-def onnx_output_scale(path: Path) -> float | None:
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    producers = {out: node for node in graph.node for out in node.output}
-    initializers = {i.name: i for i in graph.initializer}
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
-    name = graph.output[0].name
-    # Walk back through ops that do not change values' quantization (Identity, Reshape, Flatten, Squeeze).
-    for _ in range(8):
-        node = producers.get(name)
-        if node is None:
-            return None
-        if node.op_type == "DequantizeLinear":
-            scale_name = node.input[1]
-            if scale_name in initializers:
-                return float(numpy_helper.to_array(initializers[scale_name]).reshape(-1)[0])
-            if scale_name in constants:
-                value = next(a for a in constants[scale_name].attribute if a.name == "value")
-                return float(numpy_helper.to_array(value.t).reshape(-1)[0])
-            return None
-        if node.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze"):
-            return None
-        name = node.input[0]
-    return None
 
 
 def output_scale(path: Path) -> float | None:

@@ -47,6 +47,22 @@ def test_tflite_kernels_pick_litert_op_resolver(artifacts, tmp_path, kernels, re
                                rtol=1e-6, atol=1e-7)  # the same integers; float32 vs float64 dequantization
 
 
+def test_onnx_output_scale_is_the_step_of_the_int8_logits(artifacts):
+    """Every int8 logit onnxruntime returns is (q - zero point) * step: integers in steps, with no common factor."""
+    import onnxruntime as ort
+
+    from edgeshuffle.export.quantize import onnx_output_scale
+
+    step = onnx_output_scale(artifacts["onnx_int8"])
+    session = ort.InferenceSession(str(artifacts["onnx_int8"]), providers=["CPUExecutionProvider"])
+    inputs = np.random.default_rng(0).uniform(-1, 1, size=(8, 1, 32, 32, 3)).astype(np.float32)
+    in_steps = np.concatenate([session.run(None, {"input": x})[0] for x in inputs]) / step
+    integers = np.rint(in_steps).astype(np.int64)
+    np.testing.assert_allclose(in_steps, integers, atol=1e-3)
+    assert np.gcd.reduce(np.abs(integers - integers.min()).ravel()) == 1  # the step itself, not a fraction of it
+    assert onnx_output_scale(artifacts["onnx_float32"]) is None
+
+
 def _write(path, saved, logits):
     np.savez(path, models=saved["models"], images=saved["images"], logits=logits)
     return path
