@@ -87,7 +87,8 @@ def main() -> None:
     from edgeshuffle.export.quantize import quantize_tflite
     from edgeshuffle.export.tflite import float_tflite_bytes
     from edgeshuffle.models.complexity import total_macs
-    from edgeshuffle.models.variants import ModelSpec, Preprocessing
+    from edgeshuffle.preprocessing import Preprocessing
+    from edgeshuffle.models.variants import ModelSpec
     from edgeshuffle.runtime.delegation import xnnpack_delegation
 
     folder = Path(tempfile.mkdtemp(prefix="bench_shuffle_"))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeshuffle.errors import InputFileError
-from edgeshuffle.models.variants import ModelSpec, Preprocessing
+from edgeshuffle.preprocessing import Preprocessing
+from edgeshuffle.models.variants import ModelSpec
 
 METADATA_NAME = "edgeshuffle"
 SCHEMA_VERSION = 1

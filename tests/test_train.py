@@ -16,7 +16,8 @@ from PIL import Image
 from edgeshuffle.cli import main
 from edgeshuffle.data.folders import class_folder, load_class_folder
 from edgeshuffle.errors import InputFileError, InvalidArgumentError
-from edgeshuffle.models.variants import ModelSpec, Preprocessing
+from edgeshuffle.preprocessing import Preprocessing
+from edgeshuffle.models.variants import ModelSpec
 from edgeshuffle.train import (TrainConfig, TrainingListener, augment_batch, epoch_batches, latest_checkpoint,
                                predict_top1, recompute_batch_norm, train)
 

@@ -1,4 +1,4 @@
-"""Image folders and preprocessing: one definition used by quantize, parity, bench and train.
+"""Image folders and their model inputs (preprocessed as :mod:`edgeshuffle.preprocessing` says).
 
 Never imports TensorFlow (the board runs this).
 """

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from edgeshuffle.errors import InputFileError
-from edgeshuffle.models.variants import Preprocessing
+from edgeshuffle.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeshuffle.data.images import find_images, load_rgb, preprocess
 from edgeshuffle.errors import InputFileError
-from edgeshuffle.models.variants import Preprocessing
+from edgeshuffle.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,73 @@
+"""How a raw RGB image becomes a model's input tensor: one definition for every model and every verb.
+
+Plain Python (no TensorFlow, no Pillow): artifacts carry it in their metadata
+and the board reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from edgeshuffle.errors import InvalidArgumentError
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+CIFAR10_MEAN = (125.31, 122.95, 113.87)
+CIFAR10_STD = (62.99, 62.09, 66.70)
+
+
+def _require(condition: bool, message: str, name: str, value: Any) -> None:
+    if not condition:
+        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a raw RGB image becomes the model's input tensor.
+
+    ``resize_size`` is the shorter side the image is resized to before a
+    center crop of ``input_size``; equal sizes mean a plain resize. Pixels are
+    taken in ``channel_order`` on a 0-255 scale, then ``(x - mean) / std`` per
+    channel. Stored in every artifact so a board needs nothing else.
+    """
+
+    input_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        _require(self.input_size >= 1, "Input size must be positive.", "input_size", self.input_size)
+        _require(self.resize_size >= self.input_size, "Resize size must be at least the input size.",
+                 "resize_size", self.resize_size)
+        _require(len(self.mean) == 3 and len(self.std) == 3, "Mean and std need 3 values.",
+                 "mean", self.mean)
+        _require(all(s > 0 for s in self.std), "Std values must be positive.", "std", self.std)
+        _require(self.channel_order in ("RGB", "BGR"), "Channel order must be RGB or BGR.",
+                 "channel_order", self.channel_order)
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @classmethod
+    def imagenet(cls, input_size: int = 224) -> "Preprocessing":
+        return cls(input_size=input_size, resize_size=round(input_size / 0.875))
+
+    @classmethod
+    def cifar(cls, input_size: int = 32) -> "Preprocessing":
+        return cls(input_size=input_size, resize_size=input_size, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+
+    @classmethod
+    def official(cls, input_size: int = 224) -> "Preprocessing":
+        """megvii's evaluation: BGR, 0-255, no normalisation, resize 256, crop 224."""
+        return cls(input_size=input_size, resize_size=round(input_size / 0.875),
+                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="BGR")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
