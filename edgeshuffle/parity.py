@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -34,35 +35,77 @@ class Comparison:
 
 
 def compare(reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None = None) -> Comparison:
-    reference = np.asarray(reference, dtype=np.float64)
-    logits = np.asarray(logits, dtype=np.float64)
-    if reference.shape != logits.shape:
-        raise ValueError(f"logit shapes differ: {reference.shape} vs {logits.shape}")
-    diff = np.abs(reference - logits)
-    scale = max(float(np.abs(reference).max()), 1e-12)
-    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(logits, axis=1)
-    cosine = np.sum(reference * logits, axis=1) / np.maximum(norms, 1e-12)
-    accuracy = reference_accuracy = None
-    if labels is not None:
-        labels = np.asarray(labels)
-        accuracy = float(np.mean(logits.argmax(1) == labels))
-        reference_accuracy = float(np.mean(reference.argmax(1) == labels))
-    return Comparison(
-        samples=len(reference),
-        top1_agreement=float(np.mean(reference.argmax(1) == logits.argmax(1))),
-        max_abs_error=float(diff.max()),
-        max_relative_error=float(diff.max()) / scale,
-        mean_cosine=float(cosine.mean()),
-        accuracy=accuracy,
-        reference_accuracy=reference_accuracy,
-    )
+    """How ``logits`` compare with ``reference`` (both ``(samples, classes)``), as one :class:`Comparison`."""
+    running = RunningComparison()
+    running.add(reference, logits, labels)
+    return running.result()
+
+
+class RunningComparison:
+    """The figures of :class:`Comparison`, accumulated batch by batch without keeping any logits.
+
+    Counts and maxima are exact whatever the batches; the cosines are summed
+    image by image in order (compensated), so the batch sizes do not change
+    the mean either.
+    """
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self._agreeing = 0
+        self._correct = self._reference_correct = 0
+        self._labelled: bool | None = None
+        self._max_abs_error = 0.0
+        self._max_abs_reference = 0.0
+        self._cosine_sum = self._cosine_compensation = 0.0
+
+    def add(self, reference: np.ndarray, logits: np.ndarray, labels: np.ndarray | None = None) -> None:
+        reference = np.asarray(reference, dtype=np.float64)
+        logits = np.asarray(logits, dtype=np.float64)
+        if reference.shape != logits.shape or reference.ndim != 2:
+            raise ValueError(f"logit shapes differ: {reference.shape} vs {logits.shape}")
+        if self._labelled is not None and self._labelled != (labels is not None):
+            raise ValueError("give labels with every batch or with none")
+        self._labelled = labels is not None
+        if not len(reference):
+            return
+        predicted, reference_predicted = logits.argmax(1), reference.argmax(1)
+        self.samples += len(reference)
+        self._agreeing += int(np.sum(predicted == reference_predicted))
+        if labels is not None:
+            labels = np.asarray(labels)
+            self._correct += int(np.sum(predicted == labels))
+            self._reference_correct += int(np.sum(reference_predicted == labels))
+        self._max_abs_error = max(self._max_abs_error, float(np.abs(reference - logits).max()))
+        self._max_abs_reference = max(self._max_abs_reference, float(np.abs(reference).max()))
+        norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(logits, axis=1)
+        for cosine in (np.sum(reference * logits, axis=1) / np.maximum(norms, 1e-12)).tolist():
+            total = self._cosine_sum + cosine  # Neumaier's compensated sum
+            if abs(self._cosine_sum) >= abs(cosine):
+                self._cosine_compensation += (self._cosine_sum - total) + cosine
+            else:
+                self._cosine_compensation += (cosine - total) + self._cosine_sum
+            self._cosine_sum = total
+
+    def result(self) -> Comparison:
+        if not self.samples:
+            raise ValueError("no samples to compare")
+        labelled = bool(self._labelled)
+        return Comparison(
+            samples=self.samples,
+            top1_agreement=self._agreeing / self.samples,
+            max_abs_error=self._max_abs_error,
+            max_relative_error=self._max_abs_error / max(self._max_abs_reference, 1e-12),
+            mean_cosine=(self._cosine_sum + self._cosine_compensation) / self.samples,
+            accuracy=self._correct / self.samples if labelled else None,
+            reference_accuracy=self._reference_correct / self.samples if labelled else None,
+        )
 
 
 # --- Image-set parity on the board: several artifacts against a reference ------------------------
 
 PARITY_SCHEMA = "edgeshuffle.parity"
 PARITY_SCHEMA_VERSION = 1
-PARITY_CHUNK = 32  # images decoded and run together
+PARITY_CHUNK = 32  # images run together (one call per chunk for runners with a free batch, like Keras)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +133,6 @@ class ParityReport:
     labelled: bool  # class-subfolder layout: accuracy is reported
     results: tuple[ModelParity, ...]
     skipped_files: tuple[str, ...] = ()
-    # Raw outputs, kept out of to_dict(): logits[i] are results[i]'s logits on evaluated_files, in order.
-    logits: tuple[np.ndarray, ...] = dataclasses.field(default=(), repr=False, compare=False)
-    evaluated_files: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"schema": PARITY_SCHEMA, "schema_version": PARITY_SCHEMA_VERSION, "images": self.images,
@@ -114,9 +154,87 @@ def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] |
     return [index[name] for name in folder_classes]
 
 
+def _artifact_metadata(paths) -> dict:
+    """Every artifact's edgeshuffle metadata (its preprocessing, precision, class names), by path."""
+    from edgeshuffle.errors import InputFileError
+    from edgeshuffle.metadata import read_metadata
+
+    metadata = {}
+    for path in paths:
+        meta = read_metadata(path)
+        if meta is None:
+            raise InputFileError(f"{path} carries no edgeshuffle metadata (preprocessing), so parity cannot "
+                                 f"preprocess images for it")
+        metadata[path] = meta
+    return metadata
+
+
+class LogitsFile:
+    """Every model's logits, written as they come, made ``target`` (an .npz) only by :meth:`finish`.
+
+    Holds nothing but the image names in memory: each model's logits go to a
+    raw float32 file of its own, and :meth:`finish` writes the arrays
+    ``models``, ``images`` and ``logits[model, image, class]`` (what
+    ``numpy.savez`` would write) into a temporary file renamed onto ``target``.
+    :meth:`discard` (or an exception inside ``with``) leaves no file behind.
+    """
+
+    def __init__(self, target: Path, models: list[str]):
+        import tempfile
+
+        self.target = Path(target)
+        self.models = list(models)
+        self._folder = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        self._files = [open(self._folder / f"{i}.f32", "wb") for i in range(len(self.models))]
+        self._images: list[str] = []
+        self._classes: int | None = None
+
+    def add(self, logits: list[np.ndarray], images: list[str]) -> None:
+        """``logits[i]``: model i's ``(len(images), classes)`` logits on ``images``."""
+        for file, values in zip(self._files, logits):
+            file.write(np.ascontiguousarray(values, dtype="<f4").tobytes())
+        self._classes = logits[0].shape[1]
+        self._images.extend(images)
+
+    def finish(self) -> None:
+        import shutil
+        import zipfile
+
+        from edgeshuffle.atomic import atomic_path
+
+        for file in self._files:
+            file.close()
+        shape = (len(self.models), len(self._images), self._classes or 0)
+        with atomic_path(self.target) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as npz:
+            for name, array in (("models", np.asarray(self.models)), ("images", np.asarray(self._images))):
+                with npz.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, array, allow_pickle=False)
+            with npz.open("logits.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array_header_2_0(
+                    entry, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                for i in range(len(self.models)):
+                    with open(self._folder / f"{i}.f32", "rb") as raw:
+                        shutil.copyfileobj(raw, entry, 1 << 20)
+        self.discard()
+
+    def discard(self) -> None:
+        import shutil
+
+        for file in self._files:
+            file.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> LogitsFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
+
+
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
                  limit: int | None = None, strict: bool = False, progress=None,
-                 tflite_kernels: str = "xnnpack") -> ParityReport:
+                 tflite_kernels: str = "xnnpack", jobs: int | None = None,
+                 logits_path: Path | None = None) -> ParityReport:
     """Run every artifact on the images of ``images`` and compare each with ``reference``.
 
     Each artifact is fed the images preprocessed by its *own* metadata
@@ -126,103 +244,116 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     labels and so accuracy; class folders are matched to the model's class
     names when its metadata has them, else taken in sorted order.
 
+    Memory stays flat whatever the number of images: the statistics are
+    accumulated chunk by chunk (:class:`RunningComparison`) and no logits are
+    kept; ``logits_path`` writes them to an .npz as they come (see
+    :class:`LogitsFile`). ``jobs`` threads (default: the usable cores) decode
+    and preprocess images ahead and run the models of a chunk side by side,
+    each with its own ``threads``; the statistics are accumulated in image
+    order, so the report is the same for any ``jobs``.
+
     Images that fail to decode are skipped and counted, or raise under ``strict``.
     ``progress(done, total)`` is called as images are evaluated. ``tflite_kernels``
     picks LiteRT's kernels for TFLite models: xnnpack, builtin or reference.
 
     Raises:
         InputFileError: a missing or invalid model, an artifact without metadata, no images.
-        InvalidArgumentError: ``limit`` below 1.
+        InvalidArgumentError: ``limit`` or ``jobs`` below 1.
     """
-    from pathlib import Path
-
     from edgeshuffle.bench import check_image_input, short_labels
     from edgeshuffle.data.images import labelled_images, load_rgb, preprocess
+    from edgeshuffle.data.stream import check_jobs, chunks, default_jobs, ordered_map, worker_pool
     from edgeshuffle.errors import InputFileError, InvalidArgumentError
-    from edgeshuffle.metadata import read_metadata
     from edgeshuffle.runtime.base import open_runner
 
     if limit is not None and limit < 1:
         raise InvalidArgumentError(f"Limit must be at least 1. Received: `limit={limit}`")
+    jobs = check_jobs(default_jobs() if jobs is None else jobs)
     paths = [Path(m) for m in models]
     if reference is not None and not any(Path(reference).resolve() == p.resolve() for p in paths):
         paths.insert(0, Path(reference))
     if not paths:
         raise InvalidArgumentError("Give at least one model. Received: `models=()`")
-    metadata = {}
-    for path in paths:
-        meta = read_metadata(path)
-        if meta is None:
-            raise InputFileError(f"{path} carries no edgeshuffle metadata (preprocessing), so parity cannot "
-                                 f"preprocess images for it")
-        metadata[path] = meta
+    metadata = _artifact_metadata(paths)
     if reference is None:
         reference_path = next((p for p in paths if metadata[p].precision == "float32"), paths[0])
     else:
         reference_path = next(p for p in paths if p.resolve() == Path(reference).resolve())
+    ref_index = paths.index(reference_path)
     image_set = labelled_images(Path(images))
     if not image_set.paths:
         raise InputFileError(f"no images (.jpg, .jpeg, .png, .bmp) under {images}")
     chosen = image_set.paths[:limit] if limit else image_set.paths
-    labels = image_set.labels[:len(chosen)] if image_set.labels is not None else None
+    mapping = None
+    if image_set.labels is not None:
+        mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
+    preprocessings = list(dict.fromkeys(metadata[p].preprocessing for p in paths))
+
+    def decode(number: int):
+        """The image's input for every preprocessing, or the InputFileError that its decoding raised."""
+        try:
+            image = load_rgb(chosen[number])
+        except InputFileError as error:
+            return error
+        return {pre: preprocess(image, pre) for pre in preprocessings}
 
     runners = [open_runner(p, runtime=runtime, threads=threads, tflite_kernels=tflite_kernels) for p in paths]
-    logits: list[list[np.ndarray]] = [[] for _ in paths]
-    kept_labels: list[int] = []
-    kept_files: list[str] = []
+    statistics = [RunningComparison() for _ in paths]
     skipped: list[str] = []
+    logits_file = LogitsFile(logits_path, [str(p) for p in paths]) if logits_path is not None else None
     try:
         for runner in runners:
             runner.activate()
             check_image_input(runner.input_info(), runner.path)
-        # Chunks of images: one call per chunk for runners with a free batch (Keras), bounded memory.
-        for start in range(0, len(chosen), PARITY_CHUNK):
-            images_in_chunk, numbers = [], []
-            for number in range(start, min(start + PARITY_CHUNK, len(chosen))):
-                try:
-                    images_in_chunk.append(load_rgb(chosen[number]))
-                    numbers.append(number)
-                except InputFileError:
+        with worker_pool(jobs) as pool:
+            decoded = ordered_map(decode, range(len(chosen)), pool, ahead=2 * PARITY_CHUNK)
+            done = 0
+            for chunk in chunks(zip(range(len(chosen)), decoded), PARITY_CHUNK):
+                kept = []
+                for number, inputs in chunk:
+                    if not isinstance(inputs, InputFileError):
+                        kept.append((number, inputs))
+                        continue
                     if strict:
-                        raise
+                        raise inputs
                     skipped.append(str(chosen[number]))
                     log.warning("skipping an image that does not decode: %s", chosen[number])
-            if images_in_chunk:
-                cache: dict = {}
-                for i, (path, runner) in enumerate(zip(paths, runners)):
-                    pre = metadata[path].preprocessing
-                    if pre not in cache:
-                        cache[pre] = np.stack([preprocess(image, pre) for image in images_in_chunk])
-                    logits[i].extend(runner.infer(cache[pre]))
-                kept_files.extend(str(chosen[n]) for n in numbers)
-                if labels is not None:
-                    kept_labels.extend(labels[n] for n in numbers)
-            if progress:
-                progress(min(start + PARITY_CHUNK, len(chosen)), len(chosen))
+                if kept:
+                    batches = {pre: np.stack([inputs[pre] for _, inputs in kept]) for pre in preprocessings}
+                    feeds = [batches[metadata[p].preprocessing] for p in paths]
+                    if pool is None:
+                        outputs = [runner.infer(feed) for runner, feed in zip(runners, feeds)]
+                    else:  # the runtimes release the GIL while they run; one chunk at a time per runner
+                        futures = [pool.submit(runner.infer, feed) for runner, feed in zip(runners, feeds)]
+                        outputs = [future.result() for future in futures]
+                    for path, output in zip(paths, outputs):
+                        if output.shape != outputs[ref_index].shape:
+                            raise InputFileError(
+                                f"{path} gives logits of shape {output.shape[1:]}, the reference {reference_path} "
+                                f"{outputs[ref_index].shape[1:]}: not the same classifier")
+                    labels = None if mapping is None else \
+                        np.asarray([mapping[image_set.labels[number]] for number, _ in kept])
+                    for running, output in zip(statistics, outputs):
+                        running.add(outputs[ref_index], output, labels)
+                    if logits_file is not None:
+                        logits_file.add(outputs, [str(chosen[number]) for number, _ in kept])
+                done += len(chunk)
+                if progress:
+                    progress(done, len(chosen))
+        if not statistics[0].samples:
+            raise InputFileError(f"none of the {len(chosen)} images under {images} decodes")
+        if logits_file is not None:
+            logits_file.finish()
     finally:
+        if logits_file is not None:
+            logits_file.discard()
         for runner in runners:
             if runner.active:
                 runner.deactivate()
-    if not logits[0]:
-        raise InputFileError(f"none of the {len(chosen)} images under {images} decodes")
-    ref_index = paths.index(reference_path)
-    ref_logits = np.stack(logits[ref_index])
-    labels_used = None
-    if kept_labels:
-        mapping = _label_map(image_set.class_names, metadata[reference_path].class_names, reference_path)
-        labels_used = np.asarray([mapping[k] for k in kept_labels])
-    results, all_logits = [], []
-    for i, (path, label) in enumerate(zip(paths, short_labels(tuple(paths)))):
-        model_logits = np.stack(logits[i])
-        if model_logits.shape != ref_logits.shape:
-            raise InputFileError(f"{path} gives logits of shape {model_logits.shape[1:]}, the reference "
-                                 f"{reference_path} {ref_logits.shape[1:]}: not the same classifier")
-        all_logits.append(model_logits)
-        results.append(ModelParity(model=str(path), label=label, runtime=runners[i].kind,
-                                   precision=metadata[path].precision,
-                                   comparison=compare(ref_logits, model_logits, labels_used),
-                                   is_reference=i == ref_index))
-    return ParityReport(images=str(images), reference=str(reference_path), evaluated=len(ref_logits),
-                        skipped=len(skipped), labelled=labels is not None, results=tuple(results),
-                        skipped_files=tuple(skipped[:20]), logits=tuple(all_logits),
-                        evaluated_files=tuple(kept_files))
+    results = tuple(
+        ModelParity(model=str(path), label=label, runtime=runners[i].kind, precision=metadata[path].precision,
+                    comparison=statistics[i].result(), is_reference=i == ref_index)
+        for i, (path, label) in enumerate(zip(paths, short_labels(tuple(paths)))))
+    return ParityReport(images=str(images), reference=str(reference_path), evaluated=statistics[0].samples,
+                        skipped=len(skipped), labelled=mapping is not None, results=results,
+                        skipped_files=tuple(skipped[:20]))

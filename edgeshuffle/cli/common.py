@@ -85,3 +85,37 @@ def echo_gated_report(run, render, as_json: bool):
         raise
     echo(report)
     return report
+
+
+def progress_bar(unit: str = "images", disable: bool | None = None):
+    """A progress bar on stderr: what is running, the bar, done/total, ``unit`` per second, elapsed time, ETA.
+
+    Hidden when stderr is not a terminal (or when ``disable``), so logs and pipes get no control codes.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:.1f} {task.fields.get('unit', unit)}/s")
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    transient=True, disable=(not console.is_terminal) if disable is None else disable)
+
+
+def jobs_option(command):
+    """--jobs, shared by the commands that decode images and run models in a pool of threads."""
+    return click.option("--jobs", "-j", type=int, default=None,
+                        help="Threads that decode images and run models side by side; the figures do not depend "
+                             "on it [default: the usable cores].")(command)

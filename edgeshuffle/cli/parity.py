@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
+from edgeshuffle.cli.common import jobs_option, progress_bar, reports_errors, tflite_kernels_option
 
 
 @click.command()
@@ -20,32 +20,30 @@ from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
 @click.option("--strict", is_flag=True, help="Fail on an image that does not decode instead of skipping it.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "onnx"]), default="auto", show_default=True)
 @tflite_kernels_option
+@jobs_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the report (schema edgeshuffle.parity, version 1) here.")
 @click.option("--logits", "logits_path", type=click.Path(path_type=Path), default=None,
               help="Also write every model's raw logits here (.npz: models, images, logits[model, image, class]), "
-                   "to compare one machine's outputs with another's.")
+                   "to compare one machine's outputs with another's. Written to disk as the images go.")
 @reports_errors
-def parity(models, images, reference, limit, strict, runtime, tflite_kernels, json_path, logits_path):
+def parity(models, images, reference, limit, strict, runtime, tflite_kernels, jobs, json_path, logits_path):
     """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
 
     Each artifact preprocesses the images as its own metadata says, so a
     board checks an int8 model against its float original without Keras.
+    Memory stays flat on any number of images; --jobs threads decode ahead
+    and run the models side by side, with the same figures as one thread.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from edgeshuffle.cli.bench import check_json_target
     from edgeshuffle.parity import image_parity
 
     check_json_target(json_path)
     check_json_target(logits_path)
-    console = Console(stderr=True)
-    with Progress(TextColumn("images"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
-                  disable=not console.is_terminal) as bar:
-        task = bar.add_task("images", total=None)
+    with progress_bar() as bar:
+        task = bar.add_task("parity", total=None)
         report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
-                              tflite_kernels=tflite_kernels,
+                              tflite_kernels=tflite_kernels, jobs=jobs, logits_path=logits_path,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(render_parity(report))
     if json_path is not None:
@@ -54,16 +52,6 @@ def parity(models, images, reference, limit, strict, runtime, tflite_kernels, js
         write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
         click.echo(f"wrote {json_path}")
     if logits_path is not None:
-        import io
-
-        import numpy as np
-
-        from edgeshuffle.atomic import write_bytes
-
-        buffer = io.BytesIO()
-        np.savez(buffer, models=np.asarray([r.model for r in report.results]),
-                 images=np.asarray(report.evaluated_files), logits=np.stack(report.logits))
-        write_bytes(logits_path, buffer.getvalue())
         click.echo(f"wrote {logits_path}")
 
 
