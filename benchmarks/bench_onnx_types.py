@@ -70,7 +70,7 @@ def main() -> None:
     float_onnx = folder / ONNX_FILE
     float_metadata = read_metadata(float_onnx)
     int8_metadata = ArtifactMetadata(spec=float_metadata.spec, precision="int8", form=float_metadata.form)
-    calibration = calibration_set(args.calibration, model.spec.preprocessing, args.num_calibration).inputs
+    calibration = calibration_set(args.calibration, model.spec.preprocessing, args.num_calibration)
     artifacts = {}
     for types in ONNX_TYPES:
         artifacts[types] = folder / f"int8_{types}.onnx"
@@ -78,7 +78,7 @@ def main() -> None:
 
     parity = image_parity([float_onnx, *artifacts.values()], args.eval, reference=float_onnx)
     by_path = {Path(r.model): r for r in parity.results}
-    eval_inputs = calibration_set(args.eval, model.spec.preprocessing, min(parity.evaluated, 200)).inputs
+    eval_inputs = calibration_set(args.eval, model.spec.preprocessing, min(parity.evaluated, 200)).inputs()
     bench = run_bench(BenchConfig(models=(float_onnx, *artifacts.values()), runs=args.runs))
     p50 = {Path(r.model): r.latency_ms.p50 for r in bench.results}
 

@@ -73,7 +73,7 @@ def main() -> None:
     save_model(model, folder / "model.keras")
     export_float(model, folder)
     quantize(model, folder, QuantizeConfig(calibration=images, num_calibration=args.calibration))
-    calibration = calibration_set(images, model.spec.preprocessing, args.calibration).inputs
+    calibration = calibration_set(images, model.spec.preprocessing, args.calibration).inputs()
     (folder / "plain_int8.tflite").write_bytes(plain_int8(rebuild(model, GraphForm(grouped_conv="native")),
                                                           calibration))
 

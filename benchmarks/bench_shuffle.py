@@ -94,9 +94,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench_shuffle_"))
     images = REPO / "calibration" / "imagenet-val-200"
     spec = ModelSpec(groups=3, scale=1.0)
-    calibration = calibration_set(images, spec.preprocessing, args.calibration).inputs
+    calibration = calibration_set(images, spec.preprocessing, args.calibration)
     unit_range = Preprocessing(input_size=224, resize_size=256, mean=(127.5,) * 3, std=(127.5,) * 3)
-    mobilenet_calibration = calibration_set(images, unit_range, args.calibration).inputs
+    mobilenet_calibration = calibration_set(images, unit_range, args.calibration)
 
     macs = {}
     files = []

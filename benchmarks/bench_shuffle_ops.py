@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import ops
+from edgeshuffle.data.sets import ArrayCalibration
 from edgeshuffle.export.quantize import quantize_tflite
 from edgeshuffle.runtime.delegation import xnnpack_delegation
 from edgeshuffle.bench import BenchConfig, run_bench
@@ -59,7 +60,7 @@ def model(f):
         y = keras.layers.DepthwiseConv2D(3, padding="same")(y)
     return keras.Model(i, y)
 folder = Path(tempfile.mkdtemp(prefix="bench_shuffle_ops_"))
-cal = np.random.default_rng(0).normal(size=(8,H,H,3)).astype(np.float32)
+cal = ArrayCalibration(np.random.default_rng(0).normal(size=(8,H,H,3)).astype(np.float32))
 # exactness first
 x = np.random.default_rng(1).normal(size=(1,H,H,C)).astype(np.float32)
 perm = np.arange(C).reshape(G, N).T.reshape(-1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
+from edgeshuffle.cli.common import progress_bar, reports_errors, tflite_kernels_option
 
 
 def check_json_target(path: Path | None) -> None:
@@ -81,18 +81,15 @@ def bench(models, threads, runs, warmup, min_seconds, runtime, tflite_kernels, i
 
 
 def _run_with_progress(config):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from edgeshuffle.bench import run_bench
 
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
-                  transient=True, disable=not console.is_terminal) as bar:
+    with progress_bar(unit="runs") as bar:
         tasks = {}
 
         def progress(phase, done, total):
             if phase not in tasks:
+                for task in tasks.values():
+                    bar.update(task, visible=False)
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 

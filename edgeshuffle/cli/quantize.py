@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import echo_gated_report, reports_errors
+from edgeshuffle.cli.common import echo_gated_report, jobs_option, progress_bar, reports_errors
 
 
 def _percent(value) -> str:
@@ -66,10 +66,11 @@ def render_quantize_report(report) -> str:
 @click.option("--strict", is_flag=True, help="Unreadable images are an error instead of being skipped.")
 @click.option("--layer-report", is_flag=True, help="Also report the int8 error of every layer, worst first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
+@jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
 def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, onnx_types,
-             max_drop, strict, layer_report, seed, as_json):
+             max_drop, strict, layer_report, seed, jobs, as_json):
     """Quantize a ShuffleNet to int8 TFLite and ONNX with real calibration images.
 
     TFLite: full-integer int8 (per-channel weights, per-tensor activations),
@@ -79,8 +80,6 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     artifact is compared with Keras and the step exits 3 when one loses more
     than --max-drop (artifacts kept, marked failed in quantize.json).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from edgeshuffle.export.quantize import QuantizeConfig
     from edgeshuffle.export.quantize import quantize as run_quantize
     from edgeshuffle.models.io import load_model
@@ -90,13 +89,16 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
                             strict=strict, layer_report=layer_report, seed=seed)
     model = load_model(model_path)
     def run():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True, disable=as_json) as bar:
-            task = bar.add_task("quantize", total=None)
+        with progress_bar(disable=True if as_json else None) as bar:
+            tasks = {}
 
             def advance(step: str, done: int, total: int) -> None:
-                bar.update(task, description=f"quantize: {step}", completed=done, total=total)
+                if step not in tasks:
+                    for task in tasks.values():
+                        bar.update(task, visible=False)
+                    tasks[step] = bar.add_task(f"quantize: {step}", total=total)
+                bar.update(tasks[step], completed=done, total=total)
 
-            return run_quantize(model, output_dir, config, progress=advance)
+            return run_quantize(model, output_dir, config, progress=advance, jobs=jobs)
 
     echo_gated_report(run, render_quantize_report, as_json)

@@ -31,11 +31,15 @@ IO_TYPES = ("int8", "uint8", "float32")
 ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
 
 
-def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") -> bytes:
+def quantize_tflite(edge_model, calibration, io_type: str = "int8",
+                    progress: Callable[[int, int], None] | None = None) -> bytes:
     """Full-integer int8 TFLite flatbuffer of ``edge_model`` (a static-batch edge-form model).
 
     Weights are per-channel, activations per-tensor (TFLite's int8 scheme);
-    the input and output are ``io_type``.
+    the input and output are ``io_type``. ``calibration`` is a
+    :class:`~edgeshuffle.data.sets.CalibrationSet` (or ``ArrayCalibration``):
+    the converter pulls its batches one at a time, so memory does not grow
+    with the number of images. ``progress(done, total)`` follows the calibration.
     """
     import tensorflow as tf
 
@@ -44,8 +48,8 @@ def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") 
     batch = edge_model.input_shape[0] or 1
 
     def representative_dataset():
-        for start in range(0, len(calibration) - batch + 1, batch):
-            yield [calibration[start:start + batch]]
+        for inputs in calibration.batches(batch, progress):
+            yield [inputs]
 
     from edgeshuffle.export.tflite import frozen_concrete_function
 
@@ -62,21 +66,47 @@ def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") 
 
 
 class _CalibrationReader:
-    """onnxruntime's CalibrationDataReader over preprocessed images, one batch at a time."""
+    """onnxruntime's CalibrationDataReader pulling batches from a calibration set, one at a time.
 
-    def __init__(self, inputs: np.ndarray, input_name: str, batch: int):
-        self._feeds = iter([{input_name: inputs[i:i + batch]} for i in range(0, len(inputs) - batch + 1, batch)])
+    onnxruntime's MinMax calibrator keeps every batch's reduced outputs until
+    it computes the ranges; read in strides (its ``CalibStridedMinMax``:
+    ``set_range`` before each stride) it computes and merges the ranges stride
+    by stride, min of mins and max of maxes (the same ranges), and keeps
+    nothing per batch. (Its ``CalibMaxIntermediateOutputs`` drops batches
+    instead, in onnxruntime 1.32.)
+    """
+
+    def __init__(self, calibration, input_name: str, batch: int, progress=None):
+        self._input_name = input_name
+        self._batches = calibration.batches(batch, progress)
+        self._count = len(calibration) // batch
+        self._left = self._count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def stride(self) -> int:
+        """The largest divisor of the batch count up to 16 (onnxruntime needs the strides to tile it)."""
+        return max(d for d in range(1, min(16, self._count) + 1) if self._count % d == 0)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._left = end_index - start_index
 
     def get_next(self):
-        return next(self._feeds, None)
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        inputs = next(self._batches, None)
+        return None if inputs is None else {self._input_name: inputs}
 
 
-def quantize_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, work_dir: Path,
-                  types: str = "u8u8") -> None:
+def quantize_onnx(float_onnx: Path, calibration, target: Path, work_dir: Path,
+                  types: str = "u8u8", progress: Callable[[int, int], None] | None = None) -> None:
     """QDQ 8-bit ONNX of ``float_onnx`` with ``onnxruntime.quantization.quantize_static``.
 
     Per-channel weights and per-tensor activations of the integer ``types``
-    (a key of :data:`ONNX_TYPES`), MinMax calibration on ``calibration``.
+    (a key of :data:`ONNX_TYPES`), MinMax calibration on ``calibration`` (a
+    :class:`~edgeshuffle.data.sets.CalibrationSet`, read batch by batch).
     Writes ``target`` (the caller makes it atomic) using ``work_dir`` for the
     pre-processed model.
     """
@@ -94,9 +124,11 @@ def quantize_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, work_
     prepared = work_dir / "float32.prepared.onnx"
     try:
         quant_pre_process(str(float_onnx), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(target), _CalibrationReader(calibration, input_name, batch),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=activation_type,
-                        weight_type=weight_type, calibrate_method=CalibrationMethod.MinMax)
+        reader = _CalibrationReader(calibration, input_name, batch, progress)
+        quantize_static(str(prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=activation_type, weight_type=weight_type,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"CalibStridedMinMax": reader.stride()})
     except Exception as error:  # onnxruntime.quantization raises untyped errors
         raise ConversionError(f"ONNX int8 quantization failed: {str(error).splitlines()[0]}") from None
     finally:
@@ -174,13 +206,14 @@ def _float_artifacts_match(output_dir: Path, spec) -> bool:
     return all(f.is_file() and (m := read_metadata(f)) is not None and m.spec == spec for f in files)
 
 
-def write_int8_onnx(float_onnx: Path, calibration: np.ndarray, target: Path, metadata, types: str) -> None:
+def write_int8_onnx(float_onnx: Path, calibration, target: Path, metadata, types: str,
+                    progress: Callable[[int, int], None] | None = None) -> None:
     import onnx
 
     from edgeshuffle.atomic import atomic_path
 
     with atomic_path(target) as temporary:
-        quantize_onnx(float_onnx, calibration, temporary, target.parent, types)
+        quantize_onnx(float_onnx, calibration, temporary, target.parent, types, progress)
         proto = onnx.load(str(temporary))
         del proto.metadata_props[:]
         for key, value in metadata.onnx_props().items():
@@ -236,7 +269,7 @@ def _gate(parity, max_drop: float) -> list[str]:
 
 
 def quantize(model, output_dir: Path, config: QuantizeConfig,
-             progress: Callable[[str, int, int], None] | None = None) -> QuantizeReport:
+             progress: Callable[[str, int, int], None] | None = None, jobs: int | None = None) -> QuantizeReport:
     """Quantize a ShuffleNet to int8 TFLite and ONNX, calibrated on real images, gated on accuracy.
 
     Writes ``int8.tflite``, ``int8.onnx`` and ``quantize.json`` into
@@ -250,15 +283,19 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         output_dir: created if missing.
         config: :class:`QuantizeConfig`.
         progress: ``progress(step, done, total)`` as the work advances.
+        jobs: threads that decode calibration and evaluation images ahead (and run the evaluated models
+            side by side) [default: the usable cores]; the artifacts and figures do not depend on it.
 
     Raises:
         InputFileError: unusable calibration or evaluation folder, unwritable output folder.
+        InvalidArgumentError: ``jobs`` below 1.
         ConversionError: a converter or the quantizer failed.
         ParityError: the accuracy gate failed; artifacts and a ``failed`` report are written first.
     """
     from edgeshuffle.atomic import ensure_writable_dir, write_bytes, write_text
     from edgeshuffle.data.images import find_images
     from edgeshuffle.data.sets import calibration_set
+    from edgeshuffle.data.stream import check_jobs, default_jobs
     from edgeshuffle.errors import InputFileError
     from edgeshuffle.export.convert import MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, tool_versions
     from edgeshuffle.export.rewrites import edge_form, reference_form
@@ -268,12 +305,14 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     from edgeshuffle.runtime.delegation import xnnpack_delegation
     from edgeshuffle.runtime.onnx_graph import onnx_ops
 
+    jobs = check_jobs(default_jobs() if jobs is None else jobs)
     step = progress or (lambda name, done, total: None)
     output_dir = ensure_writable_dir(Path(output_dir))
     reference = reference_form(model)
     calibration = calibration_set(
         config.calibration, reference.spec.preprocessing, config.num_calibration, seed=config.seed,
-        strict=config.strict, progress=lambda done: step("calibration", done, config.num_calibration))
+        strict=config.strict, progress=lambda done: step("calibration images", done, config.num_calibration),
+        jobs=jobs)
     if config.eval is not None and not find_images(config.eval):  # refuse a bad --eval before writing anything
         raise InputFileError(f"no images (.jpg, .jpeg, .png, .bmp) in evaluation folder {config.eval}")
 
@@ -288,18 +327,21 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     edge = edge_form(reference)
     metadata = ArtifactMetadata(spec=reference.spec, precision="int8", form=edge.form.to_dict())
     write_bytes(output_dir / INT8_TFLITE,
-                tflite_with_metadata(quantize_tflite(edge, calibration.inputs, config.io_type), metadata))
+                tflite_with_metadata(quantize_tflite(edge, calibration, config.io_type,
+                                                     lambda done, total: step("tflite calibration", done, total)),
+                                     metadata))
     delegation = xnnpack_delegation(output_dir / INT8_TFLITE)
 
     step("onnx", 0, 1)
-    write_int8_onnx(output_dir / ONNX_FILE, calibration.inputs, output_dir / INT8_ONNX, metadata,
-                     config.onnx_types)
+    write_int8_onnx(output_dir / ONNX_FILE, calibration, output_dir / INT8_ONNX, metadata, config.onnx_types,
+                    lambda done, total: step("onnx calibration", done, total))
 
     parity, failures = None, []
     if config.eval is not None:
         artifacts = [output_dir / name for name in (TFLITE_FILE, INT8_TFLITE, ONNX_FILE, INT8_ONNX)]
         parity = image_parity(artifacts, config.eval, reference=output_dir / MODEL_FILE, limit=config.eval_limit,
-                              strict=config.strict, progress=lambda done, total: step("parity", done, total))
+                              strict=config.strict, progress=lambda done, total: step("parity", done, total),
+                              jobs=jobs)
         failures = _gate(parity, config.max_drop)
 
     errors = None
@@ -308,7 +350,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         from edgeshuffle.export.layer_error import layer_errors
 
         executable = reference_form(edge)  # same layer names as the int8 graph, runnable by Keras
-        errors = [e.to_dict() for e in layer_errors(output_dir / INT8_TFLITE, executable, calibration.inputs[:8])]
+        errors = [e.to_dict() for e in layer_errors(output_dir / INT8_TFLITE, executable, calibration.inputs(8))]
 
     files = {"keras": MODEL_FILE, "float32_tflite": TFLITE_FILE, "int8_tflite": INT8_TFLITE,
              "float32_onnx": ONNX_FILE, "int8_onnx": INT8_ONNX, "report": REPORT_FILE}
@@ -318,7 +360,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         output_dir=str(output_dir),
         files=files,
         config=config.to_dict(),
-        calibration={"source": str(config.calibration), "images": len(calibration.inputs),
+        calibration={"source": str(config.calibration), "images": len(calibration),
                      "skipped": [str(p) for p, _ in calibration.skipped], "seed": config.seed,
                      "files": [str(p.relative_to(config.calibration)) for p in calibration.paths]},
         parity=None if parity is None else {**parity.to_dict(), "max_drop": config.max_drop},

@@ -234,7 +234,7 @@ def test_mixed_folder_skips_unreadable_images_with_a_warning(trained, tmp_path, 
     (folder / "zero.jpg").write_bytes(b"")
     spec = load_model(trained["model"]).spec
     loaded = calibration_set(folder, spec.preprocessing, 12)
-    assert len(loaded.inputs) == 12 and {p.name for p, _ in loaded.skipped} == {"truncated.png", "zero.jpg"}
+    assert len(loaded) == 12 and {p.name for p, _ in loaded.skipped} == {"truncated.png", "zero.jpg"}
     assert "truncated.png" in caplog.text
 
 
