@@ -287,3 +287,39 @@ def test_official_variant_quantizes_to_one_partition_and_passes_parity(tmp_path)
     results = {Path(r["model"]).name: r for r in report.parity["results"]}
     assert results["float32.tflite"]["max_relative_error"] < 1e-4
     assert results["int8.tflite"]["mean_cosine"] > 0.99 and results["int8.onnx"]["mean_cosine"] > 0.99
+
+
+def test_artifacts_and_parity_are_identical_with_one_job_and_several(trained, tmp_path):
+    """Calibration and --eval in a pool of threads change nothing: same int8.tflite bytes, same int8.onnx
+    outputs (ONNX files themselves differ run to run, see README "Determinism"), same parity figures."""
+    import onnxruntime as ort
+
+    from edgeshuffle.data import labelled_images, load_rgb, preprocess
+    from edgeshuffle.export.quantize import QuantizeConfig, quantize
+    from edgeshuffle.models.io import load_model
+
+    model = load_model(trained["model"])
+    config = QuantizeConfig(calibration=trained["calibration"], num_calibration=21, eval=trained["eval"],
+                            eval_limit=40, max_drop=100.0)
+    reports = {jobs: quantize(model, tmp_path / f"jobs{jobs}", config, jobs=jobs) for jobs in (1, 2)}
+    one, two = tmp_path / "jobs1", tmp_path / "jobs2"
+    assert json.dumps(reports[1].parity).replace(str(one), "out") == json.dumps(reports[2].parity).replace(str(two),
+                                                                                                         "out")
+    assert reports[1].calibration == reports[2].calibration
+    assert (one / "int8.tflite").read_bytes() == (two / "int8.tflite").read_bytes()
+    x = np.stack([preprocess(load_rgb(p), model.spec.preprocessing)
+                  for p in labelled_images(trained["eval"]).paths[::6]])
+    outputs = []
+    for folder in (one, two):
+        session = ort.InferenceSession(str(folder / "int8.onnx"), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outputs.append(np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]))
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+
+
+def test_jobs_below_one_is_refused(trained, tmp_path):
+    result = CliRunner().invoke(main, ["quantize", str(trained["model"]), "-c", str(trained["calibration"]),
+                                       "--output-dir", str(tmp_path / "out"), "--jobs", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith("Received: `jobs=0`")
+    assert not (tmp_path / "out").exists()
