@@ -106,7 +106,7 @@ def progress_bar(unit: str = "images", disable: bool | None = None):
 
     class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
-            return Text("" if task.speed is None else f"{task.speed:.1f} {task.fields.get('unit', unit)}/s")
+            return Text("" if task.speed is None else f"{task.speed:.1f} {unit}/s")
 
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),

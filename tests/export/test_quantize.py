@@ -323,3 +323,40 @@ def test_jobs_below_one_is_refused(trained, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.output.strip().endswith("Received: `jobs=0`")
     assert not (tmp_path / "out").exists()
+
+
+def test_streamed_onnx_calibration_equals_onnxruntimes_one_shot_calibration(trained, quantized, tmp_path):
+    """Strided reading (ranges merged stride by stride, no per-batch outputs kept) gives the int8 model that
+    onnxruntime's own one-shot MinMax calibration gives on the same images in memory."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgeshuffle.data.sets import calibration_set
+    from edgeshuffle.export.quantize import quantize_onnx
+    from edgeshuffle.models.io import load_model
+
+    out, _ = quantized
+    spec = load_model(trained["model"]).spec
+    calibration = calibration_set(trained["calibration"], spec.preprocessing, 23, jobs=2)  # 23 batches: stride 1
+    quantize_onnx(out / "float32.onnx", calibration, tmp_path / "streamed.onnx", tmp_path)
+    inputs = calibration.inputs()
+    name = ort.InferenceSession(str(out / "float32.onnx"), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class InMemory:
+        def __init__(self):
+            self.feeds = iter({name: inputs[i:i + 1]} for i in range(len(inputs)))
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quant_pre_process(str(out / "float32.onnx"), str(tmp_path / "prepared.onnx"), skip_symbolic_shape=True)
+    quantize_static(str(tmp_path / "prepared.onnx"), str(tmp_path / "one_shot.onnx"), InMemory(),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax)
+    x = inputs[:8]
+    outputs = []
+    for path in (tmp_path / "streamed.onnx", tmp_path / "one_shot.onnx"):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs.append(np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]))
+    assert outputs[0].tobytes() == outputs[1].tobytes()
