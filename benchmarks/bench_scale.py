@@ -16,7 +16,8 @@ times, and prints a table of medians and the speed ratios, then JSON.
     .venv/bin/python benchmarks/bench_scale.py [--images ../shared/data/imagenet-val-1300] [--quick]
         [--repeats 1] [--json results.json]
 
---quick runs parity on 200 and 1,000 images and calibration with 50 and 200.
+--quick runs parity on 200 and 1,000 images and calibration with 50 and 200; --only parity
+--sizes 1000,10000 --repeats 2 repeats one command's cases.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main() -> None:
                         help="a folder of real images (relative to the repository root, or absolute)")
     parser.add_argument("--quick", action="store_true", help="parity on 200/1,000 images, calibration 50/200")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each case (interleaved)")
+    parser.add_argument("--only", choices=("parity", "quantize"), default=None, help="run only this command")
+    parser.add_argument("--sizes", type=lambda text: tuple(int(n) for n in text.split(",")), default=None,
+                        help="two comma-separated image counts instead of the defaults (with --only)")
     parser.add_argument("--work", type=Path, default=None, help="work folder [default: a temporary one]")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -79,6 +83,8 @@ def main() -> None:
 
     images = find_images(args.images if args.images.is_absolute() else REPO / args.images)
     parity_sizes, calibration_sizes = ((200, 1000), (50, 200)) if args.quick else ((1000, 10000), (200, 2000))
+    if args.sizes:
+        parity_sizes = calibration_sizes = args.sizes
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
@@ -89,13 +95,15 @@ def main() -> None:
         run(python + ["quantize", str(artifacts / "model.keras"), "-c", str(make_folder(images, work / "cal16", 16)),
                       "--num-calibration", "16", "-o", str(artifacts)], log)
     models = [str(artifacts / name) for name in ("float32.tflite", "int8.tflite", "float32.onnx", "int8.onnx")]
-    calibration = make_folder(images, work / f"calibration{max(calibration_sizes)}", max(calibration_sizes))
+    calibration = work / f"calibration{max(calibration_sizes)}"
+    if args.only in (None, "quantize"):
+        make_folder(images, calibration, max(calibration_sizes))
     cases = []
-    for n in parity_sizes:
+    for n in parity_sizes if args.only in (None, "parity") else ():
         folder = make_folder(images, work / f"parity{n}", n)
         cases.append(("parity", n, lambda jobs, folder=folder: python + ["parity", *models, "--images", str(folder),
                                                                           "--jobs", str(jobs)]))
-    for n in calibration_sizes:
+    for n in calibration_sizes if args.only in (None, "quantize") else ():
         def quantize(jobs, n=n):
             out = work / f"quantize{n}_j{jobs}"
             if not (out / "float32.tflite").is_file():  # the float artifacts of this model: quantize reuses them
@@ -132,7 +140,8 @@ def main() -> None:
               for kind, n, _ in cases}
     growth = {f"{kind} jobs={jobs}": by_key[(kind, sizes[1], jobs)]["peak_rss_mb"]
               - by_key[(kind, sizes[0], jobs)]["peak_rss_mb"]
-              for kind, sizes in (("parity", parity_sizes), ("quantize", calibration_sizes)) for jobs in (1, default)}
+              for kind, sizes in (("parity", parity_sizes), ("quantize", calibration_sizes)) for jobs in (1, default)
+              if args.only in (None, kind)}
     print(f"\nmachine: {machine.cpu_model} ({machine.architecture}, {machine.logical_cores} cores, "
           f"{' '.join(machine.isa_features)}); default --jobs {default}; load average at the runs' starts "
           f"{min(loads):.2f}-{max(loads):.2f}")

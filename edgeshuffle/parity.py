@@ -176,7 +176,7 @@ class LogitsFile:
     raw float32 file of its own, and :meth:`finish` writes the arrays
     ``models``, ``images`` and ``logits[model, image, class]`` (what
     ``numpy.savez`` would write) into a temporary file renamed onto ``target``.
-    :meth:`discard` (or an exception inside ``with``) leaves no file behind.
+    :meth:`discard` leaves no file behind.
     """
 
     def __init__(self, target: Path, models: list[str]):
@@ -223,12 +223,6 @@ class LogitsFile:
         for file in self._files:
             file.close()
         shutil.rmtree(self._folder, ignore_errors=True)
-
-    def __enter__(self) -> LogitsFile:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.discard()
 
 
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,

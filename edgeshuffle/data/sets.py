@@ -1,8 +1,8 @@
-"""Turning a folder of images into a batch of model inputs: calibration and evaluation sets.
+"""Turning a folder of images into model inputs: calibration sets, and small batches in memory.
 
-One loader for quantize (calibration), parity and bench (real inputs): it
-decodes, preprocesses with the model's own definition, and skips (or, in
-strict mode, refuses) files that do not decode.
+Images are decoded and preprocessed with the model's own definition; files
+that do not decode are skipped (or, in strict mode, refused). A calibration
+set is read batch by batch, so it may hold any number of images.
 """
 
 from __future__ import annotations
@@ -28,18 +28,14 @@ class LoadedImages:
     skipped: tuple[tuple[Path, str], ...]  # (file, reason) for files that did not decode
 
 
-def load_images(paths: Sequence[Path], preprocessing: Preprocessing, *, limit: int | None = None,
-                strict: bool = False, progress: Callable[[int], None] | None = None) -> LoadedImages:
-    """Decode and preprocess ``paths`` in order until ``limit`` images have loaded.
+def load_images(paths: Sequence[Path], preprocessing: Preprocessing, *, strict: bool = False) -> LoadedImages:
+    """Decode and preprocess ``paths`` in order, in memory (for a few images; see :class:`CalibrationSet`).
 
     Files that fail to decode are skipped and listed (``strict``: the first
-    one raises :class:`InputFileError`). ``progress(n)`` is called after each
-    file with the number of files tried so far.
+    one raises :class:`InputFileError`).
     """
     inputs, used, skipped = [], [], []
-    for tried, path in enumerate(paths, start=1):
-        if limit is not None and len(inputs) >= limit:
-            break
+    for path in paths:
         try:
             inputs.append(preprocess(load_rgb(path), preprocessing))
             used.append(Path(path))
@@ -47,8 +43,6 @@ def load_images(paths: Sequence[Path], preprocessing: Preprocessing, *, limit: i
             if strict:
                 raise
             skipped.append((Path(path), str(error)))
-        if progress:
-            progress(tried)
     if skipped:
         log.warning("skipped %d unreadable image(s): %s", len(skipped), ", ".join(str(p) for p, _ in skipped))
     size = preprocessing.input_size

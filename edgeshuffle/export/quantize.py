@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeshuffle.errors import ConversionError, InvalidArgumentError, ParityError
 
 log = logging.getLogger(__name__)
