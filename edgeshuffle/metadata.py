@@ -1,4 +1,4 @@
-"""What every artifact carries about itself: the model spec, preprocessing and labels.
+"""What every artifact carries about itself: preprocessing, labels and, for edgeshuffle's own models, the spec.
 
 TFLite: a flatbuffer ``metadata`` entry named ``edgeshuffle`` whose buffer
 holds UTF-8 JSON (the documented associated entry; the TFLite schema's own
@@ -19,35 +19,53 @@ from edgeshuffle.preprocessing import Preprocessing
 from edgeshuffle.models.variants import ModelSpec
 
 METADATA_NAME = "edgeshuffle"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: preprocessing and class names stand on their own; 1 had them inside the spec only
 
 
 @dataclasses.dataclass(frozen=True)
 class ArtifactMetadata:
-    """The JSON an artifact carries; ``precision`` is ``float32`` or ``int8``."""
+    """The JSON an artifact carries: what any image classifier needs to be run and checked on a board.
 
-    spec: ModelSpec
+    ``preprocessing`` and ``class_names`` serve every model; ``spec`` is set
+    only for edgeshuffle's own ShuffleNets (:meth:`for_spec`). ``precision``
+    is ``float32`` or ``int8``; ``name`` is the variant's or the Keras model's.
+    """
+
+    preprocessing: Preprocessing
+    class_names: tuple[str, ...] | None = None
     precision: str = "float32"
+    name: str = "model"
+    spec: ModelSpec | None = None
     form: dict[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return self.spec.preprocessing
+    def __post_init__(self) -> None:
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(self.class_names))
 
-    @property
-    def class_names(self) -> tuple[str, ...] | None:
-        return self.spec.class_names
+    @classmethod
+    def for_spec(cls, spec: ModelSpec, precision: str = "float32",
+                 form: dict[str, Any] | None = None) -> "ArtifactMetadata":
+        """The metadata of an edgeshuffle ShuffleNet: its spec's preprocessing, class names and name."""
+        return cls(preprocessing=spec.preprocessing, class_names=spec.class_names, precision=precision,
+                   name=spec.name, spec=spec, form=form or {})
 
     def to_json(self) -> str:
-        return json.dumps({"schema_version": self.schema_version, "precision": self.precision,
-                           "spec": self.spec.to_dict(), "form": self.form}, sort_keys=True)
+        return json.dumps({"schema_version": self.schema_version, "precision": self.precision, "name": self.name,
+                           "preprocessing": self.preprocessing.to_dict(),
+                           "class_names": list(self.class_names) if self.class_names else None,
+                           "spec": self.spec.to_dict() if self.spec else None, "form": self.form}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ArtifactMetadata":
         data = json.loads(text)
-        return cls(spec=ModelSpec.from_dict(data["spec"]), precision=data.get("precision", "float32"),
-                   form=data.get("form", {}), schema_version=data.get("schema_version", SCHEMA_VERSION))
+        spec = ModelSpec.from_dict(data["spec"]) if data.get("spec") else None
+        if "preprocessing" not in data:  # schema 1: everything inside the spec
+            return cls.for_spec(spec, precision=data.get("precision", "float32"), form=data.get("form", {}))
+        return cls(preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+                   class_names=data.get("class_names"), precision=data.get("precision", "float32"),
+                   name=data.get("name", "model"), spec=spec, form=data.get("form", {}),
+                   schema_version=data.get("schema_version", SCHEMA_VERSION))
 
     def onnx_props(self) -> dict[str, str]:
         """ONNX ``metadata_props``: the full JSON and the keys a person looks for."""
@@ -126,5 +144,5 @@ def read_metadata(path: Path) -> ArtifactMetadata | None:
         from edgeshuffle.models.io import load_model
 
         model = load_model(path)
-        return ArtifactMetadata(spec=model.spec, form=model.form.to_dict())
+        return ArtifactMetadata.for_spec(model.spec, form=model.form.to_dict())
     raise InputFileError(f"not a .tflite, .onnx or .keras model: {path}")

@@ -119,7 +119,7 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
     output_dir = Path(output_dir)
     step("rewrite")
     edge = edge_form(model, batch=batch, shuffle=shuffle)
-    metadata = ArtifactMetadata(spec=edge.spec, precision="float32", form=edge.form.to_dict())
+    metadata = ArtifactMetadata.for_spec(edge.spec, precision="float32", form=edge.form.to_dict())
 
     step("tflite")
     tflite_path = output_dir / TFLITE_FILE

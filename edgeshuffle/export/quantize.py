@@ -286,7 +286,7 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
 
     step("tflite", 0, 1)
     edge = edge_form(reference)
-    metadata = ArtifactMetadata(spec=reference.spec, precision="int8", form=edge.form.to_dict())
+    metadata = ArtifactMetadata.for_spec(reference.spec, precision="int8", form=edge.form.to_dict())
     write_bytes(output_dir / INT8_TFLITE,
                 tflite_with_metadata(quantize_tflite(edge, calibration.inputs, config.io_type), metadata))
     delegation = xnnpack_delegation(output_dir / INT8_TFLITE)

@@ -79,7 +79,7 @@ def _onnx_classifier(spec, path: Path, precision: str, calibration: np.ndarray) 
                               [numpy_helper.from_array(v, k) for k, v in weights.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    props = ArtifactMetadata(spec=spec, precision=precision).onnx_props()
+    props = ArtifactMetadata.for_spec(spec, precision=precision).onnx_props()
     helper.set_model_props(model, props)
     if precision == "float32":
         onnx.save(model, str(path))
@@ -144,8 +144,8 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
                                  ("plain_int8", PLAIN_FORM, True)):
         graph = rebuild(model, GraphForm(**form))
         data = _tflite(graph, calibration if quantize else None)
-        metadata = ArtifactMetadata(spec=spec, precision="int8" if quantize else "float32",
-                                    form=GraphForm(**form).to_dict())
+        metadata = ArtifactMetadata.for_spec(spec, precision="int8" if quantize else "float32",
+                                             form=GraphForm(**form).to_dict())
         made[name] = folder / f"{name}.tflite"
         made[name].write_bytes(tflite_with_metadata(data, metadata))
     for precision in ("float32", "int8"):
