@@ -81,9 +81,9 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
     if images is not None:
         find_images(images)
     if model_path is not None:
-        from edgeshuffle.models.io import load_model
+        from edgeshuffle.models.io import load_shufflenet
 
-        model = load_model(model_path)
+        model = load_shufflenet(model_path)
     else:
         from edgeshuffle.models.shufflenet import build_shufflenet
 

@@ -83,12 +83,12 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
 
     from edgeshuffle.export.quantize import QuantizeConfig
     from edgeshuffle.export.quantize import quantize as run_quantize
-    from edgeshuffle.models.io import load_model
+    from edgeshuffle.models.io import load_shufflenet
 
     config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
                             onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop,
                             strict=strict, layer_report=layer_report, seed=seed)
-    model = load_model(model_path)
+    model = load_shufflenet(model_path)
     def run():
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       transient=True, disable=as_json) as bar:

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from edgeshuffle.errors import InputFileError  # noqa: E402
-from edgeshuffle.models.io import load_model, save_model  # noqa: E402
+from edgeshuffle.models.io import load_model, load_shufflenet, save_model  # noqa: E402
 
 
 def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
@@ -20,12 +20,25 @@ def test_a_model_carrying_a_lambda_layer_is_refused(tmp_path):
         load_model(path)
 
 
-def test_a_keras_model_that_is_not_a_shufflenet_is_refused(tmp_path):
+def test_any_keras_model_loads_but_only_a_shufflenet_trains(tmp_path):
     inputs = keras.Input((8, 8, 3))
     path = tmp_path / "other.keras"
-    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(path)
+    original = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    original.save(path)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_array_equal(load_model(path)(x), original(x))
     with pytest.raises(InputFileError, match="not an edgeshuffle ShuffleNet"):
+        load_shufflenet(path)
+
+
+def test_a_lambda_file_needs_trust_code(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, keras.layers.Lambda(lambda z: z * 2.0)(inputs)).save(path)
+    with pytest.raises(InputFileError, match="--trust-code"):
         load_model(path)
+    x = np.ones((1, 8, 8, 3), "float32")
+    np.testing.assert_array_equal(load_model(path, trust_code=True)(x), 2 * x)
 
 
 @pytest.mark.parametrize("content", [b"", os.urandom(2048), b"PK\x03\x04" + os.urandom(100)])
