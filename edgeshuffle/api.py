@@ -26,7 +26,7 @@ def _config(config_class, command: str, options: dict, **fixed):
     """``config_class(**options, **fixed)``; an unknown option is an error naming it."""
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     for name, value in options.items():
-        if name not in fields or name in fixed:
+        if name not in fields:
             known = ", ".join(sorted(set(fields) - set(fixed)))
             raise InvalidArgumentError(f"Unknown option of {command}() (known: {known}). "
                                        f"Received: `{name}={value}`")
