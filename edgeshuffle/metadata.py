@@ -5,8 +5,8 @@ holds UTF-8 JSON (the documented associated entry; the TFLite schema's own
 mechanism for named metadata). ONNX: ``metadata_props`` with the same JSON
 under ``edgeshuffle`` plus readable keys (``mean``, ``std``, ...). Keras: an
 ``edgeshuffle.json`` entry in the ``.keras`` zip (Keras ignores it on load).
-Reading a ``.tflite`` or ``.onnx`` file's needs neither TensorFlow nor the
-``onnx`` package, so it works on a board. For artifacts written elsewhere
+Reading the metadata of a ``.tflite`` or ``.onnx`` file needs neither
+TensorFlow nor the ``onnx`` package, so it works on a board. For artifacts written elsewhere
 (no metadata), :func:`artifact_metadata` makes one from the user's
 preprocessing options.
 """
@@ -23,9 +23,10 @@ from edgeshuffle.errors import InputFileError, InvalidArgumentError
 from edgeshuffle.preprocessing import Preprocessing, PreprocessingOptions
 from edgeshuffle.models.variants import ModelSpec
 
+log = logging.getLogger(__name__)
+
 METADATA_NAME = "edgeshuffle"
 KERAS_ENTRY = "edgeshuffle.json"  # the metadata's entry in a .keras zip
-log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: preprocessing and class names stand on their own; 1 had them inside the spec only
 
 
