@@ -116,7 +116,7 @@ def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] |
 
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
                  limit: int | None = None, strict: bool = False, progress=None,
-                 tflite_kernels: str = "xnnpack") -> ParityReport:
+                 tflite_kernels: str = "xnnpack", preprocessing=None, class_names=None) -> ParityReport:
     """Run every artifact on the images of ``images`` and compare each with ``reference``.
 
     Each artifact is fed the images preprocessed by its *own* metadata
@@ -129,17 +129,21 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     Images that fail to decode are skipped and counted, or raise under ``strict``.
     ``progress(done, total)`` is called as images are evaluated. ``tflite_kernels``
     picks LiteRT's kernels for TFLite models: xnnpack, builtin or reference.
+    ``preprocessing`` and ``class_names`` describe the artifacts that carry no
+    metadata (files edgeshuffle did not write; see
+    :func:`~edgeshuffle.metadata.artifact_metadata`).
 
     Raises:
-        InputFileError: a missing or invalid model, an artifact without metadata, no images.
-        InvalidArgumentError: ``limit`` below 1.
+        InputFileError: a missing or invalid model, an artifact without metadata and no
+            ``preprocessing``, no images.
+        InvalidArgumentError: ``limit`` below 1; ``preprocessing`` contradicting an artifact's input size.
     """
     from pathlib import Path
 
     from edgeshuffle.bench import check_image_input, short_labels
     from edgeshuffle.data.images import labelled_images, load_rgb, preprocess
     from edgeshuffle.errors import InputFileError, InvalidArgumentError
-    from edgeshuffle.metadata import read_metadata
+    from edgeshuffle.metadata import artifact_metadata
     from edgeshuffle.runtime.base import open_runner
 
     if limit is not None and limit < 1:
@@ -149,13 +153,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
         paths.insert(0, Path(reference))
     if not paths:
         raise InvalidArgumentError("Give at least one model. Received: `models=()`")
-    metadata = {}
-    for path in paths:
-        meta = read_metadata(path)
-        if meta is None:
-            raise InputFileError(f"{path} carries no edgeshuffle metadata (preprocessing), so parity cannot "
-                                 f"preprocess images for it")
-        metadata[path] = meta
+    metadata = {path: artifact_metadata(path, preprocessing, class_names) for path in paths}
     if reference is None:
         reference_path = next((p for p in paths if metadata[p].precision == "float32"), paths[0])
     else:

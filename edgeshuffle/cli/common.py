@@ -1,9 +1,10 @@
-"""What every command shares: error reporting, variant options."""
+"""What every command shares: error reporting, variant options, preprocessing options."""
 
 from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import click
 
@@ -85,3 +86,72 @@ def echo_gated_report(run, render, as_json: bool):
         raise
     echo(report)
     return report
+
+
+def _numbers(text: str | None, name: str) -> tuple[float, ...] | None:
+    from edgeshuffle.errors import InvalidArgumentError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidArgumentError(f"{name.capitalize()} must be comma-separated numbers, one per channel. "
+                                   f"Received: `{name}={text}`") from None
+
+
+def preprocessing_options(command=None, *, labels: bool = True):
+    """--preprocess/--mean/--std/--channel-order/--resize (and --labels) for models and artifacts that carry none.
+
+    The command receives them as ``preprocessing`` (a
+    :class:`~edgeshuffle.preprocessing.PreprocessingOptions`, resolved later at
+    the model's input size) and, with ``labels``, ``class_names`` (a tuple, or
+    None). Apply below :func:`reports_errors`, so a bad value is a one-line error.
+    """
+    if command is None:
+        return functools.partial(preprocessing_options, labels=labels)
+
+    @functools.wraps(command)
+    def wrapper(*args, preprocess, mean, std, channel_order, resize, **kwargs):
+        from edgeshuffle.metadata import read_labels
+        from edgeshuffle.preprocessing import PreprocessingOptions
+
+        options = PreprocessingOptions(preset=preprocess, mean=_numbers(mean, "mean"), std=_numbers(std, "std"),
+                                       channel_order=channel_order, resize_size=resize)
+        if labels:
+            path = kwargs.pop("labels")
+            kwargs["class_names"] = read_labels(path) if path is not None else None
+        return command(*args, preprocessing=options, **kwargs)
+
+    options = [
+        click.option("--preprocess", type=click.Choice(["tf", "torch", "caffe"]), default=None,
+                     help="A preset, the modes of Keras applications' preprocess_input: tf (x/127.5 - 1), torch "
+                          "(x/255, then ImageNet mean/std), caffe (BGR, minus the ImageNet mean)."),
+        click.option("--mean", metavar="R,G,B", default=None,
+                     help="Per-channel mean on 0-255 pixels, in the model's channel order (B,G,R with "
+                          "--channel-order BGR); overrides the preset's."),
+        click.option("--std", metavar="R,G,B", default=None,
+                     help="Per-channel std on 0-255 pixels, in the model's channel order; overrides the preset's."),
+        click.option("--channel-order", type=click.Choice(["RGB", "BGR"]), default=None,
+                     help="Channel order the model takes [default: the preset's, else RGB]."),
+        click.option("--resize", type=int, default=None, metavar="N",
+                     help="Resize the shorter side to N before the centre crop to the model's input size "
+                          "[default: the model's own, else input size / 0.875]."),
+    ] + ([click.option("--labels", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                       help="Class names, one a line, in the order of the model's outputs.")] if labels else [])
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+trust_code_option = click.option(
+    "--trust-code", is_flag=True,
+    help="Load a .keras file with Keras' safe mode off, so Lambda layers load (their Python code runs: "
+         "only for files you trust).")
+
+
+def say_trust_code(trust_code: bool, model_path) -> None:
+    """The user is told, on stderr, that the model's code is allowed to run."""
+    if trust_code and model_path is not None:
+        click.echo(f"note: --trust-code: loading {model_path} with Keras' safe mode off; its Python code runs",
+                   err=True)

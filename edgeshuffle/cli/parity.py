@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
+from edgeshuffle.cli.common import preprocessing_options, reports_errors, tflite_kernels_option
 
 
 @click.command()
@@ -26,11 +26,16 @@ from edgeshuffle.cli.common import reports_errors, tflite_kernels_option
               help="Also write every model's raw logits here (.npz: models, images, logits[model, image, class]), "
                    "to compare one machine's outputs with another's.")
 @reports_errors
-def parity(models, images, reference, limit, strict, runtime, tflite_kernels, json_path, logits_path):
+@preprocessing_options
+def parity(models, images, reference, limit, strict, runtime, tflite_kernels, json_path, logits_path,
+           preprocessing, class_names):
     """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
 
     Each artifact preprocesses the images as its own metadata says, so a
     board checks an int8 model against its float original without Keras.
+    Artifacts made elsewhere (no edgeshuffle metadata) are preprocessed as
+    --preprocess/--mean/--std/--resize/--channel-order say, at their own input
+    size, and --labels names their classes.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -45,7 +50,7 @@ def parity(models, images, reference, limit, strict, runtime, tflite_kernels, js
                   disable=not console.is_terminal) as bar:
         task = bar.add_task("images", total=None)
         report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
-                              tflite_kernels=tflite_kernels,
+                              tflite_kernels=tflite_kernels, preprocessing=preprocessing, class_names=class_names,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(render_parity(report))
     if json_path is not None:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import echo_gated_report, reports_errors
+from edgeshuffle.cli.common import (
+    echo_gated_report,
+    preprocessing_options,
+    reports_errors,
+    say_trust_code,
+    trust_code_option,
+)
 
 
 def _percent(value) -> str:
@@ -66,11 +72,16 @@ def render_quantize_report(report) -> str:
 @click.option("--strict", is_flag=True, help="Unreadable images are an error instead of being skipped.")
 @click.option("--layer-report", is_flag=True, help="Also report the int8 error of every layer, worst first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
+@trust_code_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
+@preprocessing_options
 def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, onnx_types,
-             max_drop, strict, layer_report, seed, as_json):
-    """Quantize a ShuffleNet to int8 TFLite and ONNX with real calibration images.
+             max_drop, strict, layer_report, seed, trust_code, as_json, preprocessing, class_names):
+    """Quantize a Keras image classifier to int8 TFLite and ONNX with real calibration images.
+
+    MODEL.keras is any Keras 3 image classifier, as for convert (the same
+    --preprocess/--mean/--std/--labels options for a model that carries none).
 
     TFLite: full-integer int8 (per-channel weights, per-tensor activations),
     written so that XNNPACK runs the whole graph as one partition. ONNX: QDQ
@@ -81,14 +92,16 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from edgeshuffle.api import quantize as api_quantize
     from edgeshuffle.export.quantize import QuantizeConfig
-    from edgeshuffle.export.quantize import quantize as run_quantize
-    from edgeshuffle.models.io import load_shufflenet
+    from edgeshuffle.models.source import source_model
 
-    config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
-                            onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop,
-                            strict=strict, layer_report=layer_report, seed=seed)
-    model = load_shufflenet(model_path)
+    options = dict(num_calibration=num_calibration, io_type=io_type, onnx_types=onnx_types, eval=eval_dir,
+                   eval_limit=eval_limit, max_drop=max_drop, strict=strict, layer_report=layer_report, seed=seed)
+    QuantizeConfig(calibration=calibration, **options)  # a bad value fails before the model loads
+    say_trust_code(trust_code, model_path)
+    source = source_model(model_path, preprocessing=preprocessing, class_names=class_names, trust_code=trust_code)
+
     def run():
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       transient=True, disable=as_json) as bar:
@@ -97,6 +110,7 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
             def advance(step: str, done: int, total: int) -> None:
                 bar.update(task, description=f"quantize: {step}", completed=done, total=total)
 
-            return run_quantize(model, output_dir, config, progress=advance)
+            return api_quantize(source, calibration, output_dir, trust_code=trust_code, progress=advance,
+                                **options)
 
     echo_gated_report(run, render_quantize_report, as_json)

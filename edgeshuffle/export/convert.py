@@ -41,6 +41,7 @@ class ConvertConfig:
     seed: int = 0
     max_relative_error: float = MAX_RELATIVE_ERROR
     min_top1_agreement: float = MIN_TOP1_AGREEMENT
+    trust_code: bool = False  # the model was loaded with Keras' safe mode off (recorded in convert.json)
 
     def __post_init__(self) -> None:
         from edgeshuffle.export.onnx import validate_opset

@@ -126,6 +126,7 @@ class QuantizeConfig:
     strict: bool = False
     layer_report: bool = False
     seed: int = 0
+    trust_code: bool = False  # the model was loaded with Keras' safe mode off (recorded in quantize.json)
 
     def __post_init__(self) -> None:
         if self.io_type not in IO_TYPES:

@@ -62,10 +62,22 @@ def load_shufflenet(path: Path):
     return model
 
 
-def save_model(model, path: Path) -> None:
-    """Save atomically: an interrupted save leaves any previous file intact."""
+def save_model(model, path: Path, metadata=None) -> None:
+    """Save atomically: an interrupted save leaves any previous file intact.
+
+    ``metadata`` (an :class:`~edgeshuffle.metadata.ArtifactMetadata`) goes
+    into the zip as an ``edgeshuffle.json`` entry, which Keras ignores on
+    load and :func:`~edgeshuffle.metadata.read_metadata` reads: so a foreign
+    model's ``model.keras`` carries its preprocessing and labels like the
+    other artifacts.
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise InputFileError(f"model files must end in .keras: {path}")
     with atomic_path(path) as temporary:
         model.save(temporary)
+        if metadata is not None:
+            from edgeshuffle.metadata import KERAS_ENTRY
+
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(KERAS_ENTRY, metadata.to_json())

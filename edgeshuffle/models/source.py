@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeshuffle.errors import InputFileError, InvalidArgumentError
-from edgeshuffle.preprocessing import Preprocessing
+from edgeshuffle.preprocessing import Preprocessing, PreprocessingOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def check_image_classifier(model, origin: str = "the model") -> tuple[int, int, 
     return int(shape[1]), int(shape[2]), int(out[1])
 
 
-def source_model(model, *, preprocessing: Preprocessing | None = None, class_names=None,
+def source_model(model, *, preprocessing: Preprocessing | PreprocessingOptions | None = None, class_names=None,
                  trust_code: bool = False) -> SourceModel:
     """The user's model, checked, with its preprocessing and class names.
 
@@ -79,6 +79,8 @@ def source_model(model, *, preprocessing: Preprocessing | None = None, class_nam
         preprocessing: overrides the model's own (an edgeshuffle ShuffleNet's
             spec); required in practice for any other model, which otherwise
             gets ImageNet mean/std at its input size (logged as a warning).
+            :class:`PreprocessingOptions` (the CLI's) are resolved at the
+            model's input size, on top of its own preprocessing.
         class_names: one name per output class; default: the spec's, else none.
         trust_code: load ``.keras`` files with Keras' safe mode off (``Lambda`` layers).
 
@@ -86,6 +88,8 @@ def source_model(model, *, preprocessing: Preprocessing | None = None, class_nam
         InputFileError: not an image classifier, or an unloadable file.
         InvalidArgumentError: preprocessing of another input size, or a wrong number of class names.
     """
+    if isinstance(preprocessing, PreprocessingOptions) and not preprocessing.given:
+        preprocessing = None
     if isinstance(model, SourceModel):
         if preprocessing is None and class_names is None:
             return model
@@ -99,6 +103,11 @@ def source_model(model, *, preprocessing: Preprocessing | None = None, class_nam
         origin = f"model '{getattr(model, 'name', type(model).__name__)}'"
     height, width, classes = check_image_classifier(model, origin)
     spec = getattr(model, "spec", None)
+    if isinstance(preprocessing, PreprocessingOptions):
+        if height != width:
+            raise InputFileError(f"{origin} takes {height}x{width} images; preprocessing options make square "
+                                 "crops (give a Preprocessing of the model's own)")
+        preprocessing = preprocessing.resolve(height, spec.preprocessing if spec is not None else None)
     if preprocessing is None:
         if spec is not None:
             preprocessing = spec.preprocessing

@@ -203,7 +203,7 @@ def test_failed_gate_keeps_artifacts_and_exits_3(tmp_path, monkeypatch):
     assert not [p for p in out.iterdir() if ".partial" in p.name]
 
 
-def _non_shufflenet(path):
+def _not_a_classifier(path):
     import keras
 
     inputs = keras.Input((8, 8, 3))
@@ -214,7 +214,7 @@ def _non_shufflenet(path):
 @pytest.mark.parametrize("make_args,culprit,code", [
     (lambda tmp: [str(tmp / "missing.keras")], "no model file", 1),
     (lambda tmp: [str((tmp / "junk.keras").absolute()), "-o", str(tmp / "o")], "not a .keras model file", 1),
-    (lambda tmp: [str(_non_shufflenet(tmp / "plain.keras"))], "not an edgeshuffle ShuffleNet", 1),
+    (lambda tmp: [str(_not_a_classifier(tmp / "plain.keras"))], "needs (batch, classes)", 1),
     (lambda tmp: ["--shuffle", "roll"], "'roll'", 2),
     (lambda tmp: ["--batch", "0"], "0", 2),
     (lambda tmp: ["--opset", "9"], "9", 2),
@@ -222,7 +222,7 @@ def _non_shufflenet(path):
     (lambda tmp: ["--input-size", "100"], "input_size=100", 2),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "--images", str(tmp / "nope")], "nope", 1),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "-o", str(tmp / "junk.keras" / "sub")], "junk.keras", 1),
-], ids=["missing", "not-a-zip", "not-shufflenet", "shuffle", "batch", "opset", "groups", "input-size",
+], ids=["missing", "not-a-zip", "not-a-classifier", "shuffle", "batch", "opset", "groups", "input-size",
         "no-images", "unwritable-output"])
 def test_cli_errors_are_one_line(tmp_path, make_args, culprit, code):
     (tmp_path / "junk.keras").write_text("not a zip")
