@@ -27,6 +27,9 @@ EVALUATION = Path("calibration/cifar10-test-2000")
 @reports_errors
 def demo(output_dir: Path, runs: int) -> None:
     """Convert, quantize, check parity and bench the shipped model; write report.md with plots."""
+    from edgeshuffle.cli.native_logs import filter_native_logs
+
+    filter_native_logs()  # before anything loads TensorFlow
     from edgeshuffle.atomic import ensure_writable_dir, write_text
     from edgeshuffle.bench import BenchConfig, run_bench
     from edgeshuffle.cli.convert import render_convert_report

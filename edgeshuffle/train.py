@@ -61,7 +61,7 @@ from edgeshuffle.models.variants import GraphForm, ModelSpec
 log = logging.getLogger(__name__)
 
 # TensorFlow 2.21's x86 wheels leave oneDNN's CPU kernels off unless asked; with them on,
-# the training step ran about 1.4x faster (benchmarks/bench_train_speed.py, README "Speed").
+# the training step ran about 1.4x faster (benchmarks/bench_train_speed.py, docs/performance.md).
 # It is read once, when TensorFlow loads, which every training path here does after this.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

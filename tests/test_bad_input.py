@@ -1,6 +1,6 @@
 """Bad input across every verb: one-line error naming the culprit, documented exit code, nothing written.
 
-Exit codes (README "Exit codes and failure modes"): 1 bad input or a failed
+Exit codes (docs/exit-codes.md): 1 bad input or a failed
 step, 2 usage error or a value out of range. Every case runs against a folder
 that already holds a previous good set of artifacts, and checks that no file
 in the workspace was created, changed or removed.

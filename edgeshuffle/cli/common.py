@@ -15,6 +15,44 @@ from edgeshuffle.runtime.tflite_kernels import TFLITE_KERNELS
 EXIT_INTERRUPTED = 130
 
 
+class VariantValue(click.ParamType):
+    """One of a few listed numbers, in any of its spellings: `1`, `1.0`, `1x`, `1.0x`; `0.5`, `.5`, `0.5x`.
+
+    The paper and megvii's checkpoints name the scales 0.5x, 1.0x, 2.0x; the
+    variant names say 1x, 2x. The value passed on is the listed number itself
+    (an int or a float), so every spelling builds the same model.
+    """
+
+    def __init__(self, values, suffix: str = ""):
+        self.values = tuple(values)
+        self.suffix = suffix
+        self.name = "value"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(f"{v:g}" for v in self.values) + "]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value in self.values:
+            return self.values[self.values.index(value)]
+        text = str(value).strip()
+        if self.suffix and text.lower().endswith(self.suffix):
+            text = text[:-len(self.suffix)]
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        if number in self.values:
+            return self.values[self.values.index(number)]
+        listed = ", ".join(f"{v:g}" for v in self.values)
+        also = f" (written 1, 1.0 or 1.0{self.suffix})" if self.suffix else ""
+        self.fail(f"{value!r} is not one of {listed}{also}.", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(f"{v:g}") for v in self.values if f"{v:g}".startswith(incomplete)]
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -38,10 +76,10 @@ def reports_errors(command):
 def variant_options(command):
     """--groups/--scale/--input-size/--classes/--stem, shared by every command that builds a model."""
     options = [
-        click.option("--groups", "-g", type=click.Choice([str(g) for g in GROUPS]), default="3",
+        click.option("--groups", "-g", type=VariantValue(GROUPS), default=3,
                      show_default=True, help="Groups of the pointwise convolutions."),
-        click.option("--scale", "-s", type=click.Choice([f"{s:g}" for s in SCALES]), default="1",
-                     show_default=True, help="Channel multiplier s."),
+        click.option("--scale", "-s", type=VariantValue(SCALES, suffix="x"), default=1,
+                     show_default=True, help="Channel multiplier s (1, 1.0 and 1.0x are the same)."),
         click.option("--input-size", type=int, default=None,
                      help="Input height and width, a multiple of 32 [default: 224, or 32 with --stem cifar]."),
         click.option("--classes", type=int, default=None, help="Number of classes [default: 1000, or 10 "
@@ -60,11 +98,11 @@ tflite_kernels_option = click.option(
          "portable reference kernels (exact integer arithmetic, identical on every architecture, slow).")
 
 
-def spec_from_options(groups: str, scale: str, input_size: int | None, classes: int | None, stem: str):
+def spec_from_options(groups: int, scale: float, input_size: int | None, classes: int | None, stem: str):
     from edgeshuffle.models.variants import ModelSpec
 
     cifar = stem == "cifar"
-    return ModelSpec(groups=int(groups), scale=float(scale),
+    return ModelSpec(groups=groups, scale=scale,
                      input_size=input_size if input_size is not None else (32 if cifar else 224),
                      classes=classes if classes is not None else (10 if cifar else 1000), stem=stem)
 

@@ -27,7 +27,7 @@ IO_TYPES = ("int8", "uint8", "float32")
 # x86 CPUs without VNNI run u8s8 (and s8s8, shifted to u8s8) with VPMADDUBSW,
 # whose 16-bit pair sums saturate and cost accuracy; u8u8 is exact on every
 # CPU, so ARM and x86 also compute the same integers.
-# benchmarks/bench_onnx_types.py measures the three (figures in the README).
+# benchmarks/bench_onnx_types.py measures the three (figures in docs/performance.md).
 ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
 
 
@@ -47,16 +47,17 @@ def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") 
         for start in range(0, len(calibration) - batch + 1, batch):
             yield [calibration[start:start + batch]]
 
-    from edgeshuffle.export.tflite import frozen_concrete_function
+    from edgeshuffle.export.tflite import converter_warnings_silenced, frozen_concrete_function
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(edge_model)])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_type]
-    converter.inference_output_type = converter.inference_input_type
     try:
-        return converter.convert()
+        with converter_warnings_silenced():
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(edge_model)])
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_type]
+            converter.inference_output_type = converter.inference_input_type
+            return converter.convert()
     except Exception as error:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite int8 conversion failed: {str(error).splitlines()[0]}") from None
 

@@ -20,11 +20,11 @@ from edgeshuffle.errors import ConversionError, EdgeShuffleError, InvalidArgumen
 log = logging.getLogger(__name__)
 
 SHUFFLES = ("reshape", "planar", "gather")
-# Measured with benchmarks/bench_convert_float.py (README, `edgeshuffle convert`):
+# Measured with benchmarks/bench_convert_float.py (docs/performance.md):
 # the reshape shuffle keeps the float graph in one XNNPACK partition and is faster
 # than gather; `export_float` (float TFLite and ONNX, whose post-pass rewrites the
 # reshape shuffle into one NCHW Transpose) passes "reshape" explicitly.
-# Measured with benchmarks/bench_shuffle.py (README, "Channel shuffle cost"): in
+# Measured with benchmarks/bench_shuffle.py (docs/performance.md): in
 # int8 TFLite the planar shuffle is the cheapest; edge_form's default, used by
 # `quantize` for int8.tflite.
 DEFAULT_SHUFFLE = "planar"

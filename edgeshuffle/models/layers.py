@@ -38,7 +38,7 @@ class ChannelShuffle(keras.layers.Layer):
     back to (B, 1, H*W, C) -> (B, H, W, C). Two transposes instead of one, but
     both move long contiguous rows (H*W or C elements) instead of an
     a x b = g x C/g tile per pixel; XNNPACK's int8 transpose runs them about
-    3x faster (README, "Channel shuffle cost"). ``impl="gather"``: one
+    3x faster (docs/performance.md). ``impl="gather"``: one
     constant-index gather.
     """
 

@@ -3,7 +3,7 @@
 Everything here is plain Python so that `edgeshuffle info`, the board-side
 tools and the reports can reason about a variant without TensorFlow.
 
-Channel rule (documented in the README): a stage's output channels are the
+Channel rule (documented in docs/model.md): a stage's output channels are the
 paper's Table 1 figure for the group count times the scale, rounded to the
 nearest multiple of ``4 * groups`` (at least ``4 * groups``), so that the
 bottleneck (a quarter of the output) and both grouped 1x1 convs divide evenly.
