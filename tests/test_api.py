@@ -19,7 +19,7 @@ CALIBRATION = Path(__file__).resolve().parents[1] / "calibration" / "cifar10-tes
 def test_import_edgeshuffle_is_light():
     """No TensorFlow, Keras or numpy at import time: the functions import them when called."""
     script = ("import sys, edgeshuffle\n"
-              "assert edgeshuffle.__all__ == ['Preprocessing', 'convert', 'quantize']\n"
+              "assert edgeshuffle.__all__ == ['Preprocessing', 'convert', 'load_model', 'quantize']\n"
               "print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & "
               "{'numpy', 'tensorflow', 'keras', 'onnx', 'onnxruntime', 'ai_edge_litert', 'PIL'}))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
