@@ -127,6 +127,23 @@ def interleaved_p50(paths: dict[str, Path], feed: np.ndarray, rounds: int, per_r
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
+def sharpen_head(model, images: np.ndarray, spread: float = 3.0) -> None:
+    """Scale the classifier so its logits on ``images`` have standard deviation ``spread``.
+
+    Random weights give a flat softmax (about 1/1000 everywhere), which an int8
+    output quantizes to nothing; a peaked one makes agreement with the float
+    model mean something. The same model then goes to every converter.
+    """
+    import keras
+
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][-1]
+    features = keras.Model(model.inputs, dense.input).predict(images, batch_size=16, verbose=0)
+    weights = dense.get_weights()
+    logits = features @ weights[0] + (weights[1] if len(weights) > 1 else 0)
+    factor = spread / float(logits.std())
+    dense.set_weights([w * factor for w in weights])
+
+
 def closeness(reference: np.ndarray, got: np.ndarray) -> str:
     agree = float(np.mean(reference.argmax(1) == got.argmax(1)))
     cosine = np.sum(reference * got, 1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
@@ -173,6 +190,7 @@ def main() -> None:
         models["mobilenetv2"] = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=1000)
 
     for name, model in models.items():
+        sharpen_head(model, calibration_images[:32])
         folder = work / name
         folder.mkdir()
         started = time.time()
