@@ -27,34 +27,34 @@ def _conv2d(node) -> bool:
             and tuple(op.dilation_rate) == (1, 1) and op.padding in ("same", "valid"))
 
 
-def _native(graph: Graph, name: str, source, filters: int, groups: int, kernel: np.ndarray, bias, activation,
-            inputs) -> None:
-    """Replace ``source``'s output with a native grouped conv (and its activation, when not linear)."""
+def _native(graph: Graph, replaced, conv_layer, groups: int, kernel: np.ndarray, bias, inputs) -> None:
+    """Replace ``replaced``'s output with one native grouped conv (``conv_layer``'s strides, padding and
+    activation; a separate activation layer when not linear) reading ``inputs``."""
     import keras
 
     from edgeshuffle.graph.layers import NativeGroupedConv
 
-    use_bias = bias is not None
-    layer = NativeGroupedConv(filters, kernel.shape[:2], groups, strides=getattr(source.op, "strides", (1, 1)),
-                              padding=getattr(source.op, "padding", "valid"), use_bias=use_bias, name=name)
-    out = graph.add(name, layer, inputs, source.shape, weights=[kernel, bias] if use_bias else [kernel])
+    name = replaced.op.name
+    layer = NativeGroupedConv(kernel.shape[-1], kernel.shape[:2], groups,
+                              strides=getattr(conv_layer, "strides", (1, 1)),
+                              padding=getattr(conv_layer, "padding", "valid"), use_bias=bias is not None, name=name)
+    out = graph.add(name, layer, inputs, replaced.shape, weights=[kernel] if bias is None else [kernel, bias])
+    activation = getattr(conv_layer, "activation", None)
     if activation is not None and activation.__name__ != "linear":
         out = graph.add(f"{name}_activation", keras.layers.Activation(activation, name=f"{name}_activation"),
-                        [out], source.shape)
-    graph.redirect((source.name, 0), out)
+                        [out], replaced.shape)
+    graph.redirect((replaced.name, 0), out)
 
 
 def _replace_keras_grouped(graph: Graph, found: Match, options) -> None:
     conv = found["conv"]
     weights = conv.op.get_weights()
-    _native(graph, conv.op.name, conv, conv.op.filters, conv.op.groups, weights[0],
-            weights[1] if conv.op.use_bias else None, conv.op.activation, conv.inputs)
+    _native(graph, conv, conv.op, conv.op.groups, weights[0], weights[1] if conv.op.use_bias else None, conv.inputs)
 
 
 def _replace_edgeshuffle_grouped(graph: Graph, found: Match, options) -> None:
     conv = found["conv"]
-    _native(graph, conv.op.name, conv, conv.op.filters, conv.op.groups, conv.op.get_weights()[0], None, None,
-            conv.inputs)
+    _native(graph, conv, conv.op, conv.op.groups, conv.op.get_weights()[0], None, conv.inputs)
 
 
 def _same_convs(convs) -> bool:
@@ -64,8 +64,9 @@ def _same_convs(convs) -> bool:
 
 
 def _slices_in_order(graph: Graph, found: Match) -> bool:
+    """g convs of one configuration, conv i reading channels [i*C/g, (i+1)*C/g) of one tensor, concatenated."""
     convs = found["conv"]
-    if len(convs) < 2 or not _same_convs(convs) or any(len(c.inputs) != 1 for c in convs):
+    if len(convs) < 2 or not _same_convs(convs) or found["concat"].op.axis not in (-1, 3):
         return False
     parents = set()
     for conv in convs:
@@ -76,33 +77,18 @@ def _slices_in_order(graph: Graph, found: Match) -> bool:
     if len(parents) != 1:
         return False
     (x,) = parents
-    channels = graph.shape(x)[-1]
-    width = channels // len(convs)
-    if width * len(convs) != channels:
-        return False
-    axis = found["concat"].op.axis
-    if axis not in (-1, 3):
-        return False
-    return all(channel_slice(graph, x, conv.inputs[0]) == (i * width, (i + 1) * width)
-               for i, conv in enumerate(convs))
+    width, remainder = divmod(graph.shape(x)[-1], len(convs))
+    return not remainder and all(channel_slice(graph, x, conv.inputs[0]) == (i * width, (i + 1) * width)
+                                 for i, conv in enumerate(convs))
 
 
 def _replace_sliced(graph: Graph, found: Match, options) -> None:
     convs, concat = found["conv"], found["concat"]
     x = graph.node(convs[0].inputs[0]).inputs[0]
     weights = [c.op.get_weights() for c in convs]
-    kernel = np.concatenate([w[0] for w in weights], axis=-1)
+    kernel = np.concatenate([w[0] for w in weights], axis=-1)  # group i's filters are output columns i
     bias = np.concatenate([w[1] for w in weights]) if convs[0].op.use_bias else None
-    filters = kernel.shape[-1]
-    _native(graph, concat.op.name, _Shaped(concat, convs[0].op), filters, len(convs), kernel, bias,
-            convs[0].op.activation, [x])
-
-
-class _Shaped:
-    """The concat's name and shape with the per-group conv's strides and padding."""
-
-    def __init__(self, concat, conv_layer):
-        self.name, self.shape, self.op = concat.name, concat.shape, conv_layer
+    _native(graph, concat, convs[0].op, len(convs), kernel, bias, [x])
 
 
 def _keras_grouped(node) -> bool:

@@ -58,12 +58,13 @@ def _replace(graph: Graph, found: Match, options) -> None:
     import keras
 
     relu, concat = found["relu"], found["concat"]
+    needs = [not non_negative(graph, ref) for ref in concat.inputs]
     inputs = []
-    for i, ref in enumerate(concat.inputs):
-        if non_negative(graph, ref):
+    for i, (ref, need) in enumerate(zip(concat.inputs, needs)):
+        if not need:
             inputs.append(ref)
             continue
-        name = f"{relu.op.name}_{i}"
+        name = relu.op.name if sum(needs) == 1 else f"{relu.op.name}_{i}"  # one ReLU left: it keeps its name
         inputs.append(graph.add(name, keras.layers.ReLU(name=name), [ref], graph.shape(ref)))
     layer = keras.layers.Concatenate(axis=concat.op.axis, name=concat.op.name)
     graph.redirect((relu.name, 0), graph.add(concat.name, layer, inputs, relu.shape))
