@@ -58,9 +58,8 @@ def plain_tflite(model, calibration=None) -> bytes:
 
 def plain_onnx(model, path: Path) -> dict:
     import onnx
-    import onnxruntime as ort
-    import tf2onnx
     import tensorflow as tf
+    import tf2onnx
 
     try:
         spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="input"),)

@@ -32,7 +32,7 @@ ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8":
 
 
 def quantize_tflite(edge_model, calibration: np.ndarray, io_type: str = "int8") -> bytes:
-    """Full-integer int8 TFLite flatbuffer of ``edge_model`` (a static-batch edge graph, see :func:`edgeshuffle.graph.rewrite`).
+    """Full-integer int8 TFLite flatbuffer of ``edge_model`` (a static-batch edge graph from the passes).
 
     Weights are per-channel, activations per-tensor (TFLite's int8 scheme);
     the input and output are ``io_type``.

@@ -1,4 +1,4 @@
-"""Models written elsewhere go through the same passes as edgeshuffle's own: each pass exact, the artifacts edge-friendly.
+"""Models written elsewhere go through the same passes as edgeshuffle's own: each pass exact, artifacts edge-friendly.
 
 The references are the user's own Keras models (random weights and BatchNorm
 statistics), run by Keras; the artifacts are run by LiteRT and onnxruntime.
