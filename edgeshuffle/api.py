@@ -35,14 +35,6 @@ def _config(config_class, command: str, options: dict, **fixed):
     return config_class(**values)
 
 
-def _library_model(source):
-    """TEMPORARY, until branch i28 is merged: there convert()/quantize() take the SourceModel itself.
-
-    Here they still take an edgeshuffle ShuffleNet. When merging, pass ``source`` and delete this.
-    """
-    return source.model if source.spec is not None else source
-
-
 def convert(model, output_dir, *, preprocessing=None, class_names=None, trust_code: bool = False,
             progress=None, **options):
     """Convert a Keras image classifier to float TFLite and ONNX, gated on parity with the model itself.
@@ -76,7 +68,7 @@ def convert(model, output_dir, *, preprocessing=None, class_names=None, trust_co
 
     config = _config(ConvertConfig, "convert", options, trust_code=trust_code)
     source = source_model(model, preprocessing=preprocessing, class_names=class_names, trust_code=trust_code)
-    return run_convert(_library_model(source), Path(output_dir), config, progress=progress)
+    return run_convert(source, Path(output_dir), config, progress=progress)
 
 
 def quantize(model, calibration, output_dir, *, preprocessing=None, class_names=None, trust_code: bool = False,
@@ -105,4 +97,4 @@ def quantize(model, calibration, output_dir, *, preprocessing=None, class_names=
 
     config = _config(QuantizeConfig, "quantize", options, calibration=Path(calibration), trust_code=trust_code)
     source = source_model(model, preprocessing=preprocessing, class_names=class_names, trust_code=trust_code)
-    return run_quantize(_library_model(source), Path(output_dir), config, progress=progress)
+    return run_quantize(source, Path(output_dir), config, progress=progress)

@@ -78,7 +78,6 @@ def test_unknown_option_and_contradicting_preprocessing_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.skip(reason="enable after merging branch i28: its convert() takes any Keras model")
 def test_convert_a_foreign_model_with_preprocessing_and_labels(tmp_path):
     import keras
 

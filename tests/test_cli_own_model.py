@@ -11,8 +11,6 @@ from edgeshuffle.cli import main
 
 keras = pytest.importorskip("keras")
 
-AFTER_I28 = pytest.mark.skip(reason="enable after merging branch i28: its convert()/quantize() take any Keras model")
-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -40,7 +38,6 @@ def test_trust_code_loads_a_lambda_file_and_says_so(files, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: Need one class name per output class (3)")
 
 
-@AFTER_I28
 def test_own_model_from_keras_file_to_parity_on_the_board(files, tmp_path):
     out = tmp_path / "out"
     images = tmp_path / "images"
@@ -66,7 +63,6 @@ def test_own_model_from_keras_file_to_parity_on_the_board(files, tmp_path):
     assert all(r["top1_agreement"] == 1.0 for r in json.loads((tmp_path / "p.json").read_text())["results"])
 
 
-@AFTER_I28
 def test_quantize_own_model_with_preset(files, tmp_path):
     from pathlib import Path
 

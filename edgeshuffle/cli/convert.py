@@ -29,11 +29,26 @@ def parity_rows(report) -> list[list[str]]:
     return rows
 
 
+def render_rewrites(rewrites: dict) -> str:
+    """The passes in order: how often each fired, on which layers; what stays outside XNNPACK."""
+    from edgeshuffle.report import render_table
+
+    rows = []
+    for result in rewrites["passes"]:
+        layers = ", ".join(result["layers"][:3])
+        if result["fired"] > 3:
+            layers += f", ... ({result['fired']})"
+        rows.append([result["name"], str(result["fired"]), layers or "-"])
+    outside = ", ".join(f"{k} x{v}" for k, v in rewrites["outside_xnnpack"].items()) or "nothing"
+    return render_table(f"rewrites (outside XNNPACK: {outside})", ["pass", "fired", "layers"], rows)
+
+
 def render_convert_report(report) -> str:
     from edgeshuffle.report import render_table
 
     gate = report.parity
-    lines = [render_table(f"parity vs Keras on {gate['inputs']} (gate: relative error <= "
+    lines = [render_rewrites(report.rewrites),
+             render_table(f"parity vs Keras on {gate['inputs']} (gate: relative error <= "
                           f"{gate['max_relative_error']:.0e}, top-1 agreement {gate['min_top1_agreement']:.0%})",
                           ["artifact", "max |diff|", "relative", "top-1 agree", "gate"], parity_rows(report))]
     xnnpack = report.tflite["xnnpack"]

@@ -20,6 +20,7 @@ def _percent(value) -> str:
 
 
 def render_quantize_report(report) -> str:
+    from edgeshuffle.cli.convert import render_rewrites
     from edgeshuffle.report import render_table
 
     lines = [f"calibration: {report.calibration['images']} images from {report.calibration['source']}"
@@ -37,6 +38,7 @@ def render_quantize_report(report) -> str:
                 for e in report.layer_errors[:10]]
         lines.append(render_table("int8 error per layer, worst first (RMSE in quantization steps; relative to "
                                   "the float activation's std)", ["layer", "HxWxC", "RMSE/step", "RMSE/std"], rows))
+    lines.append(render_rewrites(report.rewrites))
     xnnpack = report.tflite["xnnpack"]
     outside = ", ".join(f"{k} x{v}" for k, v in xnnpack["undelegated_ops"].items()) or "none"
     lines.append(f"{report.files['int8_tflite']}: {xnnpack['nodes']} ops, {xnnpack['partitions']} XNNPACK "

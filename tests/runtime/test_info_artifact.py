@@ -24,7 +24,7 @@ def test_info_tflite(artifacts):
     assert info["format"] == "tflite" and info["size_bytes"] == artifacts["plain_int8"].stat().st_size
     assert info["metadata"]["model"] == "shufflenet_v1_g3_0.25x_cifar" and info["metadata"]["precision"] == "int8"
     assert info["metadata"]["preprocessing"]["input_size"] == 32
-    assert info["metadata"]["form"]["shortcut_pool"] == "avgpool"
+    assert info["metadata"]["form"]["passes"] == ["static_batch", "grouped_conv"]
     (inp,), (out,) = info["inputs"], info["outputs"]
     assert inp["shape"] == [1, 32, 32, 3] and inp["dtype"] == "int8" and inp["scale"] > 0
     assert out["shape"] == [1, 10] and out["dtype"] == "int8"
