@@ -27,7 +27,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
-# The board path on aarch64 under qemu-user (root; see README "On the board"). Needs `make demo` first.
+# The board path on aarch64 under qemu-user (root; see docs/board.md). Needs `make demo` first.
 arm-check: install
 	bash tests/arm/arm_check.sh
 

@@ -3,9 +3,9 @@
 ShuffleNet 1x g=3 at 224x224 (fresh weights: latency does not depend on them),
 LiteRT with its default XNNPACK delegate, 1 thread. Variants:
 
-- ``rewritten/reshape``: ``edge_form(model)`` (static batch 1, native grouped
-  convs, dwconv shortcut pool, branch ReLU, reshape shuffle), what
-  ``edgeshuffle convert`` writes;
+- ``rewritten/reshape``: every pass of ``edgeshuffle.graph`` (static batch 1,
+  native grouped convs, shuffle after the depthwise conv, dwconv shortcut pool,
+  ReLU before the concat, reshape shuffle), what ``edgeshuffle convert`` writes;
 - ``rewritten/gather``: the same with ``--shuffle gather``;
 - ``plain/native``: ``tf.lite.TFLiteConverter.from_keras_model`` of the model
   with native grouped convs and a dynamic batch (the issue's baseline);
@@ -82,18 +82,20 @@ def main() -> None:
 
     import numpy as np
 
-    from edgeshuffle.export.rewrites import edge_form
     from edgeshuffle.export.tflite import float_tflite_bytes, tflite_op_histogram
-    from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
-    from edgeshuffle.models.variants import GraphForm, ModelSpec
+    from edgeshuffle.graph import RewriteOptions, rewrite
+    from edgeshuffle.graph.passes import PASSES
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
     from edgeshuffle.runtime import TFLiteRunner
     from edgeshuffle.runtime.delegation import xnnpack_delegation
 
     model = build_shufflenet(ModelSpec(groups=3, scale=1.0, input_size=args.size))
     builders = {
-        "rewritten/reshape": lambda: float_tflite_bytes(edge_form(model, 1, "reshape")),
-        "rewritten/gather": lambda: float_tflite_bytes(edge_form(model, 1, "gather")),
-        "plain/native": lambda: plain_tflite(rebuild(model, GraphForm(grouped_conv="native"))),
+        "rewritten/reshape": lambda: float_tflite_bytes(rewrite(model, RewriteOptions(shuffle="reshape")).model),
+        "rewritten/gather": lambda: float_tflite_bytes(rewrite(model, RewriteOptions(shuffle="gather")).model),
+        "plain/native": lambda: plain_tflite(rewrite(model, passes=[p for p in PASSES
+                                                                   if p.name == "grouped_conv"]).model),
         "plain/split": lambda: plain_tflite(model),
         "plain/keras-groups": lambda: plain_tflite(keras_groups_model(model)),
     }

@@ -21,6 +21,7 @@ untrained network's logits are near ties).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -69,7 +70,7 @@ def main() -> None:
     export_float(model, folder)
     float_onnx = folder / ONNX_FILE
     float_metadata = read_metadata(float_onnx)
-    int8_metadata = ArtifactMetadata(spec=float_metadata.spec, precision="int8", form=float_metadata.form)
+    int8_metadata = dataclasses.replace(float_metadata, precision="int8")
     calibration = calibration_set(args.calibration, model.spec.preprocessing, args.num_calibration)
     artifacts = {}
     for types in ONNX_TYPES:

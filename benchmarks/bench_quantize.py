@@ -64,8 +64,10 @@ def main() -> None:
     from edgeshuffle.export.convert import export_float
     from edgeshuffle.export.quantize import QuantizeConfig, quantize
     from edgeshuffle.models.io import save_model
-    from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
-    from edgeshuffle.models.variants import GraphForm, ModelSpec
+    from edgeshuffle.graph import rewrite
+    from edgeshuffle.graph.passes import PASSES
+    from edgeshuffle.models.shufflenet import build_shufflenet
+    from edgeshuffle.models.variants import ModelSpec
 
     folder = Path(tempfile.mkdtemp(prefix="bench_quantize_"))
     images = REPO / "calibration" / "imagenet-val-200"
@@ -74,8 +76,8 @@ def main() -> None:
     export_float(model, folder)
     quantize(model, folder, QuantizeConfig(calibration=images, num_calibration=args.calibration))
     calibration = calibration_set(images, model.spec.preprocessing, args.calibration).inputs()
-    (folder / "plain_int8.tflite").write_bytes(plain_int8(rebuild(model, GraphForm(grouped_conv="native")),
-                                                          calibration))
+    native = rewrite(model, passes=[p for p in PASSES if p.name == "grouped_conv"]).model  # dynamic batch
+    (folder / "plain_int8.tflite").write_bytes(plain_int8(native, calibration))
 
     mobilenet = keras.applications.MobileNetV2(alpha=1.0, weights=None, input_shape=(224, 224, 3))
     uniform = np.random.default_rng(0).uniform(-1, 1, (args.calibration, 224, 224, 3)).astype(np.float32)

@@ -4,9 +4,9 @@ Converts, in one run and the same way (int8: ``quantize_tflite`` on the same
 calibration images; float: ``float_tflite_bytes``), fresh-weight 224x224
 models (latency does not depend on the weights):
 
-- ShuffleNet 1x g=3 and g=8 in the edge form (``edge_form``: whatever
-  ``convert``/``quantize`` write), and with the shuffle before / after the
-  depthwise conv (``GraphForm.shuffle_after_dw``, an exact rewrite);
+- ShuffleNet 1x g=3 and g=8 as the passes of ``edgeshuffle.graph`` write it
+  (what ``quantize`` writes), and with the shuffle before / after the
+  depthwise conv (the ``shuffle_after_depthwise`` pass on or off);
 - the ShuffleNet 1x g=3 graph with its shuffles removed: a lower bound, not
   a model (``ChannelShuffle`` monkeypatched to the identity while it is
   built and converted);
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import os
 import tempfile
@@ -51,21 +50,22 @@ def shuffles_removed():
         ChannelShuffle.call = original
 
 
-def shufflenet(groups: int, shuffle: str | None = None, after_dw: bool | None = None):
-    """ShuffleNet 1x in the edge form; ``shuffle``/``after_dw`` override its shuffle's form."""
-    from edgeshuffle.export.rewrites import edge_form
-    from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
+def shufflenet(groups: int, shuffle: str | None = None, after_dw: bool = True):
+    """ShuffleNet 1x through the edge passes (int8 shuffle by default); ``after_dw=False`` skips the move."""
+    from edgeshuffle.graph import INT8_SHUFFLE, RewriteOptions, rewrite
+    from edgeshuffle.graph.passes import PASSES
+    from edgeshuffle.models.shufflenet import build_shufflenet
     from edgeshuffle.models.variants import ModelSpec
 
-    edge = edge_form(build_shufflenet(ModelSpec(groups=groups, scale=1.0)))
-    changes = {k: v for k, v in (("shuffle", shuffle), ("shuffle_after_dw", after_dw)) if v is not None}
-    if changes:
-        edge = rebuild(edge, dataclasses.replace(edge.form, **changes))
+    passes = [p for p in PASSES if after_dw or p.name != "shuffle_after_depthwise"]
+    model = build_shufflenet(ModelSpec(groups=groups, scale=1.0))
+    edge = rewrite(model, RewriteOptions(shuffle=shuffle or INT8_SHUFFLE), passes=passes).model
+    edge.shuffle_label = f"{shuffle or INT8_SHUFFLE}_{'after' if after_dw else 'before'}_dw"
     return edge
 
 
-def label(form) -> str:
-    return f"{form.shuffle}_{'after' if form.shuffle_after_dw else 'before'}_dw"
+def label(model) -> str:
+    return model.shuffle_label
 
 
 def mobilenet_v2(alpha: float):
@@ -117,8 +117,8 @@ def main() -> None:
         count = total_macs(ModelSpec(groups=groups, scale=1.0))
         for shuffle, after_dw in forms:
             model = shufflenet(groups, shuffle, after_dw)
-            add(f"shufflenet_g{groups}_{label(model.form)}", model, calibration, count)
-        default[groups] = f"shufflenet_g{groups}_{label(shufflenet(groups).form)}_int8.tflite"
+            add(f"shufflenet_g{groups}_{label(model)}", model, calibration, count)
+        default[groups] = f"shufflenet_g{groups}_{label(shufflenet(groups))}_int8.tflite"
     add("shufflenet_g3_reshape_before_dw", shufflenet(3, "reshape", False), calibration,
         total_macs(spec), "float32")
     with shuffles_removed():

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,10 @@ class BenchConfig:
     ``baseline`` (a path; added to ``models`` if missing) gives every result
     a ratio to the baseline's median at the same thread count.
     ``input_samples`` distinct inputs are cycled through (random with
-    ``seed``, or the first images of ``inputs``).
+    ``seed``, or the first images of ``inputs``). ``preprocessing`` (a
+    :class:`~edgeshuffle.preprocessing.Preprocessing` or
+    :class:`~edgeshuffle.preprocessing.PreprocessingOptions`) preprocesses
+    ``inputs`` for artifacts without metadata.
     """
 
     models: tuple[Path, ...]
@@ -69,6 +73,7 @@ class BenchConfig:
     baseline: Path | None = None
     seed: int = 0
     input_samples: int = 8
+    preprocessing: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(Path(m) for m in self.models))
@@ -229,11 +234,13 @@ def load_input_images(folder: Path, count: int, strict: bool = False):
     return images, skipped
 
 
-def make_inputs(runner: Runner, path: Path, count: int, seed: int, images=None) -> list[np.ndarray]:
+def make_inputs(runner: Runner, path: Path, count: int, seed: int, images=None,
+                preprocessing=None) -> list[np.ndarray]:
     """``count`` inputs in the model's own shape and dtype (integers quantized with the input's scale).
 
     Random: standard normal floats with ``seed`` (the range of a normalised
-    image). Images: preprocessed as the artifact's own metadata says.
+    image). Images: preprocessed as the artifact's own metadata says, or as
+    ``preprocessing`` says for an artifact without metadata.
     """
     shape = check_image_input(runner.input_info(), path)
     if images is None:
@@ -241,13 +248,9 @@ def make_inputs(runner: Runner, path: Path, count: int, seed: int, images=None) 
         floats = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
     else:
         from edgeshuffle.data.images import preprocess
-        from edgeshuffle.metadata import read_metadata
+        from edgeshuffle.metadata import artifact_metadata
 
-        metadata = read_metadata(path)
-        if metadata is None:
-            raise InputFileError(f"{path} carries no edgeshuffle metadata, so images cannot be preprocessed "
-                                 f"for it (use random inputs: leave out --inputs)")
-        pre = metadata.preprocessing
+        pre = artifact_metadata(path, preprocessing).preprocessing
         if (pre.input_size, pre.input_size) != shape[1:3]:
             raise InputFileError(f"{path}: its metadata's input size {pre.input_size} does not match its "
                                  f"input shape {list(shape)}")
@@ -288,7 +291,7 @@ def _load(path: Path, label: str, config: BenchConfig, threads: int, images) -> 
     runner.activate()
     load_seconds = time.perf_counter() - start
     try:
-        feeds = make_inputs(runner, path, config.input_samples, config.seed, images)
+        feeds = make_inputs(runner, path, config.input_samples, config.seed, images, config.preprocessing)
         first = runner.timed_call(feeds[0])
     except BaseException:
         runner.deactivate()

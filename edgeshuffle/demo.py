@@ -27,17 +27,20 @@ EVALUATION = Path("calibration/cifar10-test-2000")
 @reports_errors
 def demo(output_dir: Path, runs: int) -> None:
     """Convert, quantize, check parity and bench the shipped model; write report.md with plots."""
+    from edgeshuffle.cli.native_logs import filter_native_logs
+
+    filter_native_logs()  # before anything loads TensorFlow
     from edgeshuffle.atomic import ensure_writable_dir, write_text
     from edgeshuffle.bench import BenchConfig, run_bench
     from edgeshuffle.cli.convert import render_convert_report
     from edgeshuffle.cli.quantize import render_quantize_report
     from edgeshuffle.export.convert import convert
     from edgeshuffle.export.quantize import QuantizeConfig, quantize
-    from edgeshuffle.models.io import load_model
+    from edgeshuffle.models.io import load_shufflenet
     from edgeshuffle.report import demo_markdown, demo_rows, plot_accuracy_latency, plot_latency
 
     output_dir = ensure_writable_dir(output_dir)
-    model = load_model(SHIPPED_MODEL)
+    model = load_shufflenet(SHIPPED_MODEL)
     note = f"Model: `{SHIPPED_MODEL}` (see models/README.md)."
     click.echo(f"{note}\n{model.name}: {model.count_params():,} parameters, input {model.input_shape}")
 

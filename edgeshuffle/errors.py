@@ -1,6 +1,6 @@
 """The errors edgeshuffle raises on purpose; the CLI turns each into an exit code.
 
-Exit codes (documented in the README): 2 usage error (click's own, and
+Exit codes (documented in docs/exit-codes.md): 2 usage error (click's own, and
 :class:`InvalidArgumentError`), 1 bad input or a failed step, 3 a failed
 parity gate, 130 interrupted.
 """

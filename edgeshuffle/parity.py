@@ -154,21 +154,6 @@ def _label_map(folder_classes: tuple[str, ...], model_classes: tuple[str, ...] |
     return [index[name] for name in folder_classes]
 
 
-def _artifact_metadata(paths) -> dict:
-    """Every artifact's edgeshuffle metadata (its preprocessing, precision, class names), by path."""
-    from edgeshuffle.errors import InputFileError
-    from edgeshuffle.metadata import read_metadata
-
-    metadata = {}
-    for path in paths:
-        meta = read_metadata(path)
-        if meta is None:
-            raise InputFileError(f"{path} carries no edgeshuffle metadata (preprocessing), so parity cannot "
-                                 f"preprocess images for it")
-        metadata[path] = meta
-    return metadata
-
-
 class LogitsFile:
     """Every model's logits, written as they come, made ``target`` (an .npz) only by :meth:`finish`.
 
@@ -227,8 +212,8 @@ class LogitsFile:
 
 def image_parity(models, images, reference=None, runtime: str = "auto", threads: int = 1,
                  limit: int | None = None, strict: bool = False, progress=None,
-                 tflite_kernels: str = "xnnpack", jobs: int | None = None,
-                 logits_path: Path | None = None) -> ParityReport:
+                 tflite_kernels: str = "xnnpack", jobs: int | None = None, logits_path: Path | None = None,
+                 preprocessing=None, class_names=None) -> ParityReport:
     """Run every artifact on the images of ``images`` and compare each with ``reference``.
 
     Each artifact is fed the images preprocessed by its *own* metadata
@@ -249,15 +234,20 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
     Images that fail to decode are skipped and counted, or raise under ``strict``.
     ``progress(done, total)`` is called as images are evaluated. ``tflite_kernels``
     picks LiteRT's kernels for TFLite models: xnnpack, builtin or reference.
+    ``preprocessing`` and ``class_names`` describe the artifacts that carry no
+    metadata (files edgeshuffle did not write; see
+    :func:`~edgeshuffle.metadata.artifact_metadata`).
 
     Raises:
-        InputFileError: a missing or invalid model, an artifact without metadata, no images.
-        InvalidArgumentError: ``limit`` or ``jobs`` below 1.
+        InputFileError: a missing or invalid model, an artifact without metadata and no
+            ``preprocessing``, no images.
+        InvalidArgumentError: ``limit`` or ``jobs`` below 1; ``preprocessing`` contradicting an artifact's input size.
     """
     from edgeshuffle.bench import check_image_input, short_labels
     from edgeshuffle.data.images import labelled_images, load_rgb, preprocess
     from edgeshuffle.data.stream import check_jobs, chunks, default_jobs, ordered_map, worker_pool
     from edgeshuffle.errors import InputFileError, InvalidArgumentError
+    from edgeshuffle.metadata import artifact_metadata
     from edgeshuffle.runtime.base import open_runner
 
     if limit is not None and limit < 1:
@@ -268,7 +258,7 @@ def image_parity(models, images, reference=None, runtime: str = "auto", threads:
         paths.insert(0, Path(reference))
     if not paths:
         raise InvalidArgumentError("Give at least one model. Received: `models=()`")
-    metadata = _artifact_metadata(paths)
+    metadata = {path: artifact_metadata(path, preprocessing, class_names) for path in paths}
     if reference is None:
         reference_path = next((p for p in paths if metadata[p].precision == "float32"), paths[0])
     else:

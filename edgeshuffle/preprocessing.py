@@ -71,3 +71,72 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
         return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+
+
+# The modes of Keras applications' ``preprocess_input`` (keras.applications.imagenet_utils), as mean/std on
+# 0-255 pixels. Means and stds are in the model's channel order: caffe's BGR mean is (B, G, R).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tf": {"mean": (127.5, 127.5, 127.5), "std": (127.5, 127.5, 127.5), "channel_order": "RGB"},
+    "torch": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "channel_order": "RGB"},
+    "caffe": {"mean": (103.939, 116.779, 123.68), "std": (1.0, 1.0, 1.0), "channel_order": "BGR"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingOptions:
+    """Preprocessing as a user gives it (CLI options), before the model's input size is known.
+
+    ``preset`` is one of :data:`PRESETS`; ``mean``, ``std``, ``channel_order``
+    and ``resize_size`` given explicitly override the preset's values. Checked
+    when made, so a bad option fails before any work.
+    """
+
+    preset: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channel_order: str | None = None
+    resize_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.preset is None or self.preset in PRESETS, f"Preset must be one of {tuple(PRESETS)}.",
+                 "preprocess", self.preset)
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None:
+                _require(len(values) == 3, f"{name.capitalize()} needs 3 values, one per channel.", name,
+                         ",".join(f"{v:g}" for v in values))
+                object.__setattr__(self, name, tuple(float(v) for v in values))
+        if self.std is not None:
+            _require(all(s > 0 for s in self.std), "Std values must be positive.", "std",
+                     ",".join(f"{v:g}" for v in self.std))
+        _require(self.channel_order in (None, "RGB", "BGR"), "Channel order must be RGB or BGR.",
+                 "channel_order", self.channel_order)
+        _require(self.resize_size is None or self.resize_size >= 1, "Resize size must be positive.",
+                 "resize", self.resize_size)
+
+    @property
+    def given(self) -> bool:
+        """Whether any option was given (else the model's own preprocessing applies)."""
+        return any(v is not None for v in dataclasses.asdict(self).values())
+
+    def resolve(self, input_size: int, base: Preprocessing | None = None) -> Preprocessing:
+        """The :class:`Preprocessing` of a model with this input size.
+
+        Starts from ``base`` (the model's own, when it has one; else ImageNet
+        mean/std with a resize of input/0.875), then applies the preset, then
+        the explicit values.
+
+        Raises:
+            InvalidArgumentError: the options contradict the input size (a resize below it).
+        """
+        base = base or Preprocessing.imagenet(input_size)
+        values = {**base.to_dict(), "input_size": input_size, **PRESETS.get(self.preset, {})}
+        values.update({k: v for k, v in (("mean", self.mean), ("std", self.std),
+                                         ("channel_order", self.channel_order)) if v is not None})
+        if self.resize_size is not None:
+            _require(self.resize_size >= input_size, f"Resize must be at least the model's input size "
+                     f"({input_size}).", "resize", self.resize_size)
+            values["resize_size"] = self.resize_size
+        elif values["resize_size"] < input_size:
+            values["resize_size"] = round(input_size / 0.875)
+        return Preprocessing(**values)

@@ -61,7 +61,7 @@ from edgeshuffle.models.variants import GraphForm, ModelSpec
 log = logging.getLogger(__name__)
 
 # TensorFlow 2.21's x86 wheels leave oneDNN's CPU kernels off unless asked; with them on,
-# the training step ran about 1.4x faster (benchmarks/bench_train_speed.py, README "Speed").
+# the training step ran about 1.4x faster (benchmarks/bench_train_speed.py, docs/performance.md).
 # It is read once, when TensorFlow loads, which every training path here does after this.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
@@ -427,9 +427,9 @@ def _check_spec(spec: ModelSpec, data: ClassFolder) -> ModelSpec:
 
 def _initial_model(path: Path, spec: ModelSpec):
     """The ``init_from`` model, checked to be the variant ``spec`` trained on the same classes."""
-    from edgeshuffle.models.io import load_model
+    from edgeshuffle.models.io import load_shufflenet
 
-    model = load_model(path)
+    model = load_shufflenet(path)
     if model.spec.class_names != spec.class_names:
         raise InputFileError(f"{path} was trained on other classes than --data's: "
                              f"{', '.join(model.spec.class_names or ('(none stored)',))}")
@@ -531,11 +531,11 @@ def train(data_dir: Path, output: Path, spec: ModelSpec, config: TrainConfig | N
                                          lambda d, t: listener.loading("val", d, t))
     import keras
 
-    from edgeshuffle.models.io import load_model, save_model
+    from edgeshuffle.models.io import load_shufflenet, save_model
     from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
 
     if resume:
-        model = load_model(checkpoint / "model.keras")
+        model = load_shufflenet(checkpoint / "model.keras")
         log.info("resuming from %s (epoch %d of %d)%s", checkpoint, start_epoch, config.epochs,
                  "; its weights supersede --init-from" if init_from is not None else "")
     else:

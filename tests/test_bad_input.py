@@ -1,6 +1,6 @@
 """Bad input across every verb: one-line error naming the culprit, documented exit code, nothing written.
 
-Exit codes (README "Exit codes and failure modes"): 1 bad input or a failed
+Exit codes (docs/exit-codes.md): 1 bad input or a failed
 step, 2 usage error or a value out of range. Every case runs against a folder
 that already holds a previous good set of artifacts, and checks that no file
 in the workspace was created, changed or removed.
@@ -108,6 +108,15 @@ def workspace(tmp_path_factory):
     other.save(files / "not_shufflenet.keras")
     flat = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10)])
     flat.save(files / "rank2_input.keras")
+    for name, model in _not_image_classifiers(keras).items():
+        model.save(files / f"{name}.keras")
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2.0),
+                      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)]).save(files / "lambda.keras")
+    import tensorflow as tf
+
+    (files / "no_metadata.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(other).convert())
+    (files / "labels_3.txt").write_text("cat\ndog\nship\n")
+    (files / "labels_empty.txt").write_text("\n\n")
 
     write_bad_images(root / "bad_images")
     odd = write_odd_images(root / "odd_with_bomb")
@@ -126,10 +135,25 @@ def workspace(tmp_path_factory):
     paths = {"root": root, "good": good, "out": out, "keras": good / "model.keras",
              "tflite": good / "float32.tflite", "onnx": good / "float32.onnx",
              "other": files / "not_shufflenet.keras", "rank2": files / "rank2_input.keras",
+             **{name: files / f"{name}.keras" for name in ("two_inputs", "gray_input", "two_outputs", "lambda")},
+             "no_metadata_tflite": files / "no_metadata.tflite", "labels_3": files / "labels_3.txt",
+             "labels_empty": files / "labels_empty.txt",
              "bad_images": root / "bad_images", "odd_with_bomb": root / "odd_with_bomb",
              "no_images": root / "no_images", "train_bad": train_bad, "file": root / "a_file.txt",
              "missing": root / "does_not_exist", "odd": odd["16bit"].parent, **names}
     return {k: str(v) for k, v in paths.items() if not isinstance(v, dict)}
+
+
+def _not_image_classifiers(keras) -> dict:
+    """Keras models that are not image classifiers: two inputs, a grayscale input, two outputs."""
+    a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+    two_inputs = keras.Model([a, b], keras.layers.Dense(10)(pooled))
+    gray = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    image = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(image)
+    two_outputs = keras.Model(image, [keras.layers.Dense(10)(pooled), keras.layers.Dense(2)(pooled)])
+    return {"two_inputs": two_inputs, "gray_input": gray, "two_outputs": two_outputs}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -183,8 +207,19 @@ CASES = [
     ("convert-empty-keras", ["convert", "{empty_keras}", "-o", "{out}"], 1, "{empty_keras}"),
     ("convert-truncated-keras", ["convert", "{truncated_keras}", "-o", "{out}"], 1, "{truncated_keras}"),
     ("convert-random-keras", ["convert", "{random_keras}", "-o", "{out}"], 1, "{random_keras}"),
-    ("convert-not-shufflenet", ["convert", "{other}", "-o", "{out}"], 1, "{other}"),
     ("convert-rank2-input", ["convert", "{rank2}", "-o", "{out}"], 1, "{rank2}"),
+    ("convert-two-inputs", ["convert", "{two_inputs}", "-o", "{out}"], 1, "2 inputs"),
+    ("convert-gray-input", ["convert", "{gray_input}", "-o", "{out}"], 1, "NHWC RGB"),
+    ("convert-two-outputs", ["convert", "{two_outputs}", "-o", "{out}"], 1, "2 outputs"),
+    ("convert-lambda-untrusted", ["convert", "{lambda}", "-o", "{out}"], 1, "--trust-code"),
+    ("convert-resize-below-input", ["convert", "{keras}", "-o", "{out}", "--resize", "16"], 2, "resize=16"),
+    ("convert-labels-wrong-count", ["convert", "{other}", "-o", "{out}", "--labels", "{labels_3}"], 2, "3 names"),
+    ("convert-labels-empty", ["convert", "{other}", "-o", "{out}", "--labels", "{labels_empty}"], 1,
+     "{labels_empty}"),
+    ("convert-labels-missing", ["convert", "{other}", "-o", "{out}", "--labels", "{missing}"], 1, "{missing}"),
+    ("convert-mean-two-values", ["convert", "{other}", "-o", "{out}", "--mean", "1,2"], 2, "mean=1,2"),
+    ("convert-mean-text", ["convert", "{other}", "-o", "{out}", "--mean", "a,b,c"], 2, "mean=a,b,c"),
+    ("convert-std-zero", ["convert", "{other}", "-o", "{out}", "--std", "0,1,1"], 2, "std=0,1,1"),
     ("convert-missing-images", ["convert", "{keras}", "-o", "{out}", "--images", "{missing}"], 1, "{missing}"),
     ("convert-file-as-images", ["convert", "{keras}", "-o", "{out}", "--images", "{file}"], 2, "{file}"),
     ("convert-bad-images", ["convert", "{keras}", "-o", "{out}", "--images", "{bad_images}"], 1, "{bad_images}"),
@@ -201,7 +236,12 @@ CASES = [
      "z_bomb.png"),
     ("quantize-empty-keras", ["quantize", "{empty_keras}", "-c", "{odd}", "-o", "{out}"], 1, "{empty_keras}"),
     ("quantize-random-keras", ["quantize", "{random_keras}", "-c", "{odd}", "-o", "{out}"], 1, "{random_keras}"),
-    ("quantize-not-shufflenet", ["quantize", "{other}", "-c", "{odd}", "-o", "{out}"], 1, "{other}"),
+    ("quantize-two-outputs", ["quantize", "{two_outputs}", "-c", "{odd}", "-o", "{out}"], 1, "2 outputs"),
+    ("quantize-lambda-untrusted", ["quantize", "{lambda}", "-c", "{odd}", "-o", "{out}"], 1, "--trust-code"),
+    ("quantize-labels-wrong-count", ["quantize", "{keras}", "-c", "{odd}", "-o", "{out}", "--labels",
+                                     "{labels_3}"], 2, "3 names"),
+    ("quantize-resize-below-input", ["quantize", "{keras}", "-c", "{odd}", "-o", "{out}", "--resize", "8"], 2,
+     "resize=8"),
     ("quantize-output-under-file", ["quantize", "{keras}", "-c", "{odd}", "-o", "{file}/sub"], 1, "{file}"),
     ("quantize-eval-missing", ["quantize", "{keras}", "-c", "{odd}", "--num-calibration", "2", "-o", "{out}",
                                "--eval", "{missing}"], 1, "{missing}"),
@@ -219,6 +259,13 @@ CASES = [
     ("parity-random-tflite", ["parity", "{random_tflite}", "--images", "{odd}"], 1, "{random_tflite}"),
     ("parity-truncated-onnx", ["parity", "{truncated_onnx}", "--images", "{odd}"], 1, "{truncated_onnx}"),
     ("parity-missing-model", ["parity", "{missing}.tflite", "--images", "{odd}"], 1, "{missing}.tflite"),
+    ("parity-no-metadata", ["parity", "{no_metadata_tflite}", "--images", "{odd}"], 1, "{no_metadata_tflite}"),
+    ("parity-no-metadata-resize-below-input", ["parity", "{no_metadata_tflite}", "--images", "{odd}",
+                                               "--preprocess", "tf", "--resize", "16"], 2, "resize=16"),
+    ("parity-no-metadata-labels-wrong-count", ["parity", "{no_metadata_tflite}", "--images", "{odd}",
+                                               "--preprocess", "tf", "--labels", "{labels_3}"], 2, "3 names"),
+    ("parity-std-zero", ["parity", "{no_metadata_tflite}", "--images", "{odd}", "--std", "0,1,1"], 2,
+     "std=0,1,1"),
     ("parity-json-under-file", ["parity", "{tflite}", "--images", "{odd}", "--json", "{file}/r.json"], 1,
      "{file}"),
     # bench
@@ -231,6 +278,10 @@ CASES = [
     ("bench-runs-zero", ["bench", "{tflite}", "--runs", "0"], 2, "runs=0"),
     ("bench-inputs-bad-images", ["bench", "{tflite}", "--inputs", "{bad_images}", "--runs", "1"], 1,
      "{bad_images}"),
+    ("bench-inputs-no-metadata", ["bench", "{no_metadata_tflite}", "--inputs", "{odd}", "--runs", "1"], 1,
+     "{no_metadata_tflite}"),
+    ("bench-inputs-resize-below-input", ["bench", "{no_metadata_tflite}", "--inputs", "{odd}", "--runs", "1",
+                                         "--mean", "0,0,0", "--resize", "16"], 2, "resize=16"),
     ("bench-json-under-file", ["bench", "{tflite}", "--runs", "1", "--json", "{file}/r.json"], 1, "{file}"),
     # train
     ("train-missing-data", ["train", "--data", "{missing}", "-o", "{out}/t.keras"], 1, "{missing}"),

@@ -100,7 +100,7 @@ def artifacts(tmp_path_factory):
     from edgeshuffle.metadata import tflite_with_metadata
 
     folder = tmp_path_factory.mktemp("fuzz_artifacts")
-    metadata = ArtifactMetadata(spec=SPEC)
+    metadata = ArtifactMetadata.for_spec(SPEC)
     net = keras.Sequential([keras.Input((8, 8, 3), batch_size=1), keras.layers.Conv2D(4, 3),
                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
     tflite = tflite_with_metadata(tf.lite.TFLiteConverter.from_keras_model(net).convert(), metadata)

@@ -7,7 +7,7 @@
   same graph (same ops, same weights) but tf2onnx numbers its generated names
   from a process-wide counter and orders constants differently from run to
   run, so for them the test asserts identical outputs on evaluation images
-  (README, "Exit codes and failure modes").
+  (docs/exit-codes.md).
 """
 
 from __future__ import annotations

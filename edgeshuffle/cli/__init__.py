@@ -14,6 +14,7 @@ import threading
 import click
 
 from edgeshuffle import __version__
+from edgeshuffle.cli.native_logs import filter_native_logs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,6 +27,8 @@ def main(verbose: int) -> None:
     Build machine:  info, train, import, convert, quantize
     Board:          info, bench, parity   (runtime extra only, no TensorFlow)
     """
+    if not verbose:
+        filter_native_logs()  # before logging binds sys.stderr
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():

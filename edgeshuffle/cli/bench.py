@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import progress_bar, reports_errors, tflite_kernels_option
+from edgeshuffle.cli.common import preprocessing_options, progress_bar, reports_errors, tflite_kernels_option
 
 
 def check_json_target(path: Path | None) -> None:
@@ -56,7 +56,9 @@ def parse_threads(text: str) -> tuple[int, ...]:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the full report (schema edgeshuffle.bench, version 1) here.")
 @reports_errors
-def bench(models, threads, runs, warmup, min_seconds, runtime, tflite_kernels, inputs, baseline, seed, json_path):
+@preprocessing_options(labels=False)
+def bench(models, threads, runs, warmup, min_seconds, runtime, tflite_kernels, inputs, baseline, seed, json_path,
+          preprocessing):
     """Latency of .tflite / .onnx MODELS on this machine, with why a model is slow.
 
     Per model and thread count: load time, first inference, mean/std/min/
@@ -64,13 +66,17 @@ def bench(models, threads, runs, warmup, min_seconds, runtime, tflite_kernels, i
     the XNNPACK delegate partitions and the ops left outside them; for
     onnxruntime the providers and optimization level. Runs are interleaved
     round-robin across models so machine drift cancels in --baseline ratios.
+    With --inputs, artifacts made elsewhere (no edgeshuffle metadata) are fed
+    images preprocessed as --preprocess/--mean/--std/--resize/--channel-order
+    say.
     """
     from edgeshuffle.bench import BenchConfig
 
     check_json_target(json_path)
     config = BenchConfig(models=tuple(models), threads=parse_threads(threads), runs=runs, warmup=warmup,
                          min_seconds=min_seconds, runtime=runtime, tflite_kernels=tflite_kernels, inputs=inputs,
-                         baseline=baseline, seed=seed)
+                         baseline=baseline, seed=seed,
+                         preprocessing=preprocessing if preprocessing.given else None)
     report = _run_with_progress(config)
     click.echo(render_bench(report))
     if json_path is not None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import echo_gated_report, reports_errors, spec_from_options, variant_options
+from edgeshuffle.cli.common import (
+    echo_gated_report,
+    preprocessing_options,
+    reports_errors,
+    say_trust_code,
+    spec_from_options,
+    trust_code_option,
+    variant_options,
+)
 
 
 def parity_rows(report) -> list[list[str]]:
@@ -21,11 +29,26 @@ def parity_rows(report) -> list[list[str]]:
     return rows
 
 
+def render_rewrites(rewrites: dict) -> str:
+    """The passes in order: how often each fired, on which layers; what stays outside XNNPACK."""
+    from edgeshuffle.report import render_table
+
+    rows = []
+    for result in rewrites["passes"]:
+        layers = ", ".join(result["layers"][:3])
+        if result["fired"] > 3:
+            layers += f", ... ({result['fired']})"
+        rows.append([result["name"], str(result["fired"]), layers or "-"])
+    outside = ", ".join(f"{k} x{v}" for k, v in rewrites["outside_xnnpack"].items()) or "nothing"
+    return render_table(f"rewrites (outside XNNPACK: {outside})", ["pass", "fired", "layers"], rows)
+
+
 def render_convert_report(report) -> str:
     from edgeshuffle.report import render_table
 
     gate = report.parity
-    lines = [render_table(f"parity vs Keras on {gate['inputs']} (gate: relative error <= "
+    lines = [render_rewrites(report.rewrites),
+             render_table(f"parity vs Keras on {gate['inputs']} (gate: relative error <= "
                           f"{gate['max_relative_error']:.0e}, top-1 agreement {gate['min_top1_agreement']:.0%})",
                           ["artifact", "max |diff|", "relative", "top-1 agree", "gate"], parity_rows(report))]
     xnnpack = report.tflite["xnnpack"]
@@ -54,40 +77,45 @@ def render_convert_report(report) -> str:
               help="Run the parity gate on images from this folder (default: seeded random inputs).")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Parity inputs: this many random tensors, or the first this many images of --images.")
+@trust_code_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
+@preprocessing_options
 def convert(model_path, groups, scale, input_size, classes, stem, output_dir, batch, shuffle, opset, images,
-            samples, as_json):
-    """Convert a ShuffleNet to float TFLite and ONNX for edge boards, gated on parity with Keras.
+            samples, trust_code, as_json, preprocessing, class_names):
+    """Convert a Keras image classifier to float TFLite and ONNX for edge boards, gated on parity with Keras.
 
-    MODEL.keras is a model saved by edgeshuffle (train, import, a previous
-    convert); without it a fresh model is built from the variant options
-    (which are ignored when MODEL.keras is given: the file carries its spec).
-    Both artifacts use a static batch, carry their preprocessing and labels,
-    and are checked against Keras on the same inputs: max |logit difference|
-    relative to the largest |logit| at most 1e-4 and top-1 agreement 100%,
-    else exit 3 (the artifacts stay, marked failed in convert.json).
+    MODEL.keras is any Keras 3 image classifier (one NHWC image input of
+    static size, one (batch, classes) output), edgeshuffle's own ShuffleNets
+    included; without it a fresh ShuffleNet is built from the variant options
+    (which are ignored when MODEL.keras is given). A model edgeshuffle did not
+    build carries no preprocessing: give it with --preprocess or --mean/--std
+    (and --labels), else ImageNet mean/std is assumed. Both artifacts use a
+    static batch, carry their preprocessing and labels, and are checked
+    against Keras on the same inputs: max |logit difference| relative to the
+    largest |logit| at most 1e-4 and top-1 agreement 100%, else exit 3 (the
+    artifacts stay, marked failed in convert.json).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgeshuffle.export.convert import STEPS, ConvertConfig
-    from edgeshuffle.export.convert import convert as run_convert
-
+    from edgeshuffle.api import convert as api_convert
     from edgeshuffle.atomic import ensure_writable_dir
     from edgeshuffle.data import find_images
+    from edgeshuffle.export.convert import STEPS
+    from edgeshuffle.models.source import source_model
 
-    config = ConvertConfig(batch=batch, shuffle=shuffle, opset=opset, images=images, samples=samples)
+    options = dict(batch=batch, shuffle=shuffle, opset=opset, images=images, samples=samples)
     ensure_writable_dir(output_dir)  # fail before the slow part
     if images is not None:
         find_images(images)
+    say_trust_code(trust_code, model_path)
     if model_path is not None:
-        from edgeshuffle.models.io import load_model
-
-        model = load_model(model_path)
+        model = model_path
     else:
         from edgeshuffle.models.shufflenet import build_shufflenet
 
         model = build_shufflenet(spec_from_options(groups, scale, input_size, classes, stem))
+    source = source_model(model, preprocessing=preprocessing, class_names=class_names, trust_code=trust_code)
 
     def run():
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -97,6 +125,6 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
             def advance(step: str) -> None:
                 bar.update(task, completed=STEPS.index(step), description=f"convert: {step}")
 
-            return run_convert(model, output_dir, config, progress=advance)
+            return api_convert(source, output_dir, trust_code=trust_code, progress=advance, **options)
 
     echo_gated_report(run, render_convert_report, as_json)

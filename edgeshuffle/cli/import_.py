@@ -7,17 +7,17 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import reports_errors
+from edgeshuffle.cli.common import VariantValue, reports_errors
 
-OFFICIAL_GROUPS = ("3", "8")
-OFFICIAL_SCALES = ("0.5", "1", "1.5", "2")
+OFFICIAL_GROUPS = (3, 8)
+OFFICIAL_SCALES = (0.5, 1.0, 1.5, 2.0)
 
 
 @click.command(name="import")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--groups", "-g", type=click.Choice(OFFICIAL_GROUPS), required=True,
+@click.option("--groups", "-g", type=VariantValue(OFFICIAL_GROUPS), required=True,
               help="Groups of the released variant (Group3 or Group8).")
-@click.option("--scale", "-s", type=click.Choice(OFFICIAL_SCALES), required=True,
+@click.option("--scale", "-s", type=VariantValue(OFFICIAL_SCALES, suffix="x"), required=True,
               help="Channel multiplier of the released variant.")
 @click.option("--input-size", type=int, default=224, show_default=True,
               help="Input height and width of the Keras model, a multiple of 32.")
@@ -49,7 +49,7 @@ def import_(checkpoint, groups, scale, input_size, classes, output, as_json):
     ensure_writable_dir(output.parent if str(output.parent) else Path("."))
     # A transient spinner on a terminal; nothing at all when stderr is not one.
     with Console(stderr=True).status(f"importing {checkpoint.name}"):
-        model, report = import_official(checkpoint, int(groups), float(scale), input_size, classes)
+        model, report = import_official(checkpoint, groups, scale, input_size, classes)
         save_model(model, output)
     summary = {**report.to_dict(), "output": str(output)}
     if as_json:

@@ -72,9 +72,9 @@ def render_artifact(summary: dict) -> str:
     meta = summary["metadata"]
     lines = [f"{summary['path']}: {summary['format']}, {summary['size_bytes'] / 1024:.1f} KiB"]
     if meta:
-        pre = meta["spec"]["preprocessing"]
-        names = meta["spec"].get("class_names")
-        lines.append(f"model: {meta['model']}, {meta['precision']}, {meta['spec']['classes']} classes"
+        pre, names = meta["preprocessing"], meta["class_names"]
+        classes = f", {len(names)} classes" if names else (f", {meta['spec']['classes']} classes" if meta["spec"] else "")
+        lines.append(f"model: {meta['model']}, {meta['precision']}{classes}"
                      + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""))
         lines.append(f"preprocessing: resize {pre['resize_size']}, crop {pre['input_size']}, "
                      f"{pre['channel_order']}, mean {pre['mean']}, std {pre['std']}, {pre['interpolation']}")

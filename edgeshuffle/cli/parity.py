@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import jobs_option, progress_bar, reports_errors, tflite_kernels_option
+from edgeshuffle.cli.common import (jobs_option, preprocessing_options, progress_bar, reports_errors,
+                                    tflite_kernels_option)
 
 
 @click.command()
@@ -27,13 +28,18 @@ from edgeshuffle.cli.common import jobs_option, progress_bar, reports_errors, tf
               help="Also write every model's raw logits here (.npz: models, images, logits[model, image, class]), "
                    "to compare one machine's outputs with another's. Written to disk as the images go.")
 @reports_errors
-def parity(models, images, reference, limit, strict, runtime, tflite_kernels, jobs, json_path, logits_path):
+@preprocessing_options
+def parity(models, images, reference, limit, strict, runtime, tflite_kernels, jobs, json_path, logits_path,
+           preprocessing, class_names):
     """Top-1 agreement, accuracy, cosine and max error of MODELS against a reference, on real images.
 
     Each artifact preprocesses the images as its own metadata says, so a
     board checks an int8 model against its float original without Keras.
     Memory stays flat on any number of images; --jobs threads decode ahead
     and run the models side by side, with the same figures as one thread.
+    Artifacts made elsewhere (no edgeshuffle metadata) are preprocessed as
+    --preprocess/--mean/--std/--resize/--channel-order say, at their own input
+    size, and --labels names their classes.
     """
     from edgeshuffle.cli.bench import check_json_target
     from edgeshuffle.parity import image_parity
@@ -44,6 +50,7 @@ def parity(models, images, reference, limit, strict, runtime, tflite_kernels, jo
         task = bar.add_task("parity", total=None)
         report = image_parity(models, images, reference=reference, runtime=runtime, limit=limit, strict=strict,
                               tflite_kernels=tflite_kernels, jobs=jobs, logits_path=logits_path,
+                              preprocessing=preprocessing, class_names=class_names,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(render_parity(report))
     if json_path is not None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from edgeshuffle.cli.common import echo_gated_report, jobs_option, progress_bar, reports_errors
+from edgeshuffle.cli.common import (
+    echo_gated_report,
+    jobs_option,
+    preprocessing_options,
+    progress_bar,
+    reports_errors,
+    say_trust_code,
+    trust_code_option,
+)
 
 
 def _percent(value) -> str:
@@ -14,6 +22,7 @@ def _percent(value) -> str:
 
 
 def render_quantize_report(report) -> str:
+    from edgeshuffle.cli.convert import render_rewrites
     from edgeshuffle.report import render_table
 
     lines = [f"calibration: {report.calibration['images']} images from {report.calibration['source']}"
@@ -31,6 +40,7 @@ def render_quantize_report(report) -> str:
                 for e in report.layer_errors[:10]]
         lines.append(render_table("int8 error per layer, worst first (RMSE in quantization steps; relative to "
                                   "the float activation's std)", ["layer", "HxWxC", "RMSE/step", "RMSE/std"], rows))
+    lines.append(render_rewrites(report.rewrites))
     xnnpack = report.tflite["xnnpack"]
     outside = ", ".join(f"{k} x{v}" for k, v in xnnpack["undelegated_ops"].items()) or "none"
     lines.append(f"{report.files['int8_tflite']}: {xnnpack['nodes']} ops, {xnnpack['partitions']} XNNPACK "
@@ -67,11 +77,16 @@ def render_quantize_report(report) -> str:
 @click.option("--layer-report", is_flag=True, help="Also report the int8 error of every layer, worst first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
 @jobs_option
+@trust_code_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
+@preprocessing_options
 def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, output_dir, io_type, onnx_types,
-             max_drop, strict, layer_report, seed, jobs, as_json):
-    """Quantize a ShuffleNet to int8 TFLite and ONNX with real calibration images.
+             max_drop, strict, layer_report, seed, jobs, trust_code, as_json, preprocessing, class_names):
+    """Quantize a Keras image classifier to int8 TFLite and ONNX with real calibration images.
+
+    MODEL.keras is any Keras 3 image classifier, as for convert (the same
+    --preprocess/--mean/--std/--labels options for a model that carries none).
 
     TFLite: full-integer int8 (per-channel weights, per-tensor activations),
     written so that XNNPACK runs the whole graph as one partition. ONNX: QDQ
@@ -80,14 +95,16 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
     artifact is compared with Keras and the step exits 3 when one loses more
     than --max-drop (artifacts kept, marked failed in quantize.json).
     """
+    from edgeshuffle.api import quantize as api_quantize
     from edgeshuffle.export.quantize import QuantizeConfig
-    from edgeshuffle.export.quantize import quantize as run_quantize
-    from edgeshuffle.models.io import load_model
+    from edgeshuffle.models.source import source_model
 
-    config = QuantizeConfig(calibration=calibration, num_calibration=num_calibration, io_type=io_type,
-                            onnx_types=onnx_types, eval=eval_dir, eval_limit=eval_limit, max_drop=max_drop,
-                            strict=strict, layer_report=layer_report, seed=seed)
-    model = load_model(model_path)
+    options = dict(num_calibration=num_calibration, io_type=io_type, onnx_types=onnx_types, eval=eval_dir,
+                   eval_limit=eval_limit, max_drop=max_drop, strict=strict, layer_report=layer_report, seed=seed)
+    QuantizeConfig(calibration=calibration, **options)  # a bad value fails before the model loads
+    say_trust_code(trust_code, model_path)
+    source = source_model(model_path, preprocessing=preprocessing, class_names=class_names, trust_code=trust_code)
+
     def run():
         with progress_bar(disable=True if as_json else None) as bar:
             tasks = {}
@@ -99,6 +116,7 @@ def quantize(model_path, calibration, num_calibration, eval_dir, eval_limit, out
                     tasks[step] = bar.add_task(f"quantize: {step}", total=total)
                 bar.update(tasks[step], completed=done, total=total)
 
-            return run_quantize(model, output_dir, config, progress=advance, jobs=jobs)
+            return api_quantize(source, calibration, output_dir, trust_code=trust_code, progress=advance,
+                                jobs=jobs, **options)
 
     echo_gated_report(run, render_quantize_report, as_json)

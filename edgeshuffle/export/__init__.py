@@ -1,12 +1,11 @@
-"""Export for edge runtimes: exact graph rewrites, float TFLite and ONNX conversion, the convert step.
+"""Export for edge runtimes: float TFLite and ONNX conversion of the passes' edge graph, the convert step.
 
 Imports TensorFlow (inside functions); never imported by the board path. The
-convert step itself is :func:`edgeshuffle.export.convert.convert` (not
-re-exported here, so that ``edgeshuffle.export.convert`` stays the module).
+rewrites themselves are :mod:`edgeshuffle.graph`; the convert step is
+:func:`edgeshuffle.export.convert.convert` (not re-exported here, so that
+``edgeshuffle.export.convert`` stays the module).
 """
 
 from edgeshuffle.export.convert import ConvertConfig, ConvertReport, FloatArtifacts, export_float
-from edgeshuffle.export.rewrites import EDGE_REWRITES, edge_form, reference_form
 
-__all__ = ["EDGE_REWRITES", "ConvertConfig", "ConvertReport", "FloatArtifacts", "edge_form", "export_float",
-           "reference_form"]
+__all__ = ["ConvertConfig", "ConvertReport", "FloatArtifacts", "export_float"]

@@ -1,7 +1,8 @@
-"""`edgeshuffle convert`: a Keras ShuffleNet to float TFLite and ONNX, proven equal by a parity gate.
+"""`edgeshuffle convert`: any Keras image classifier to float TFLite and ONNX, proven equal by a parity gate.
 
-:func:`export_float` writes the two float artifacts of a model's edge form;
-:func:`convert` is the whole step: model in, ``model.keras``,
+:func:`export_float` writes the two float artifacts of a model's edge graph
+(the passes of :mod:`edgeshuffle.graph`); :func:`convert` is the whole step:
+model in (the user's own, unchanged, is the parity reference), ``model.keras``,
 ``float32.tflite``, ``float32.onnx`` and ``convert.json`` out, gate last. A
 failed gate leaves the artifacts in place, marks the report ``failed`` and
 raises :class:`~edgeshuffle.errors.ParityError`.
@@ -31,7 +32,7 @@ STEPS = ("rewrite", "tflite", "onnx", "parity")
 
 @dataclasses.dataclass(frozen=True)
 class ConvertConfig:
-    """How to convert: the edge form's batch and shuffle, the ONNX opset, the gate's inputs."""
+    """How to convert: the edge graph's batch and shuffle, the ONNX opset, the gate's inputs."""
 
     batch: int = 1
     shuffle: str = "reshape"
@@ -41,10 +42,11 @@ class ConvertConfig:
     seed: int = 0
     max_relative_error: float = MAX_RELATIVE_ERROR
     min_top1_agreement: float = MIN_TOP1_AGREEMENT
+    trust_code: bool = False  # the model was loaded with Keras' safe mode off (recorded in convert.json)
 
     def __post_init__(self) -> None:
         from edgeshuffle.export.onnx import validate_opset
-        from edgeshuffle.export.rewrites import SHUFFLES
+        from edgeshuffle.graph import SHUFFLES
 
         if not isinstance(self.batch, int) or self.batch < 1:
             raise InvalidArgumentError(f"Batch must be a positive integer. Received: `batch={self.batch}`")
@@ -66,7 +68,8 @@ class FloatArtifacts:
 
     tflite: Path
     onnx: Path
-    edge_model: Any  # the rewritten Keras model (edge form); traced, not executed
+    edge_model: Any  # the rewritten Keras model (the passes' output); traced, not executed
+    rewrites: Any  # edgeshuffle.graph.RewriteReport
     tflite_ops: dict[str, int]
     tflite_forbidden_ops: list[str]
     tflite_max_rank: int
@@ -82,15 +85,22 @@ def _shuffle_count(model) -> int:
     return sum(isinstance(layer, ChannelShuffle) for layer in model.layers)
 
 
+def rewrite_report(rewrites, delegation) -> dict[str, Any]:
+    """The passes (fired how often, on which layers) and what stays outside XNNPACK, for the JSON reports."""
+    return {**rewrites.to_dict(), "outside_xnnpack": delegation.undelegated_ops,
+            "xnnpack_partitions": delegation.partitions}
+
+
 def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshape", opset: int = 17,
                  progress: Callable[[str], None] | None = None) -> FloatArtifacts:
-    """Write ``float32.tflite`` and ``float32.onnx`` of ``model``'s edge form into ``output_dir``.
+    """Write ``float32.tflite`` and ``float32.onnx`` of ``model``'s edge graph into ``output_dir``.
 
     Args:
-        model: a :class:`~edgeshuffle.models.shufflenet.ShuffleNetV1` in any form.
+        model: anything :func:`~edgeshuffle.models.source.source_model` takes (a
+            ``keras.Model``, a ``.keras`` path, a :class:`~edgeshuffle.models.source.SourceModel`).
         output_dir: an existing, writable folder.
         batch: the static batch of both artifacts.
-        shuffle: ``"reshape"`` or ``"gather"`` (see :mod:`edgeshuffle.export.rewrites`).
+        shuffle: the channel shuffle's ops (:data:`edgeshuffle.graph.SHUFFLES`).
         opset: the ONNX opset.
         progress: called with each step's name (``rewrite``, ``tflite``, ``onnx``) as it starts.
 
@@ -104,7 +114,6 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
 
     from edgeshuffle.atomic import atomic_path, write_bytes
     from edgeshuffle.export.onnx import float_onnx_model, onnx_op_histogram
-    from edgeshuffle.export.rewrites import edge_form
     from edgeshuffle.export.tflite import (
         float_tflite_bytes,
         forbidden_ops,
@@ -112,14 +121,19 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
         tflite_max_tensor_rank,
         tflite_op_histogram,
     )
-    from edgeshuffle.metadata import ArtifactMetadata, tflite_with_metadata
+    from edgeshuffle.graph import RewriteOptions, rewrite
+    from edgeshuffle.metadata import tflite_with_metadata
+    from edgeshuffle.models.source import source_model
     from edgeshuffle.runtime.delegation import xnnpack_delegation
 
     step = progress or (lambda name: None)
+    source = source_model(model)
     output_dir = Path(output_dir)
     step("rewrite")
-    edge = edge_form(model, batch=batch, shuffle=shuffle)
-    metadata = ArtifactMetadata(spec=edge.spec, precision="float32", form=edge.form.to_dict())
+    options = RewriteOptions(batch=batch, shuffle=shuffle)
+    rewritten = rewrite(source.model, options)
+    edge = rewritten.model
+    metadata = source.metadata(precision="float32", form=dataclasses.asdict(options))
 
     step("tflite")
     tflite_path = output_dir / TFLITE_FILE
@@ -137,13 +151,13 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
     log.info("%s: %d nodes, %d Transpose", onnx_path, sum(onnx_ops.values()), onnx_ops.get("Transpose", 0))
 
     return FloatArtifacts(
-        tflite=tflite_path, onnx=onnx_path, edge_model=edge, tflite_ops=tflite_ops,
-        tflite_forbidden_ops=forbidden_ops(tflite_ops, tflite_custom_op_codes(tflite_path)),
+        tflite=tflite_path, onnx=onnx_path, edge_model=edge, rewrites=rewrite_report(rewritten.report, delegation),
+        tflite_ops=tflite_ops, tflite_forbidden_ops=forbidden_ops(tflite_ops, tflite_custom_op_codes(tflite_path)),
         tflite_max_rank=tflite_max_tensor_rank(tflite_path), xnnpack=delegation.to_dict(),
         onnx_ops=onnx_ops, onnx_opset=opset, shuffles=_shuffle_count(edge))
 
 
-def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
+def parity_inputs(source, config: ConvertConfig) -> tuple[np.ndarray, str]:
     """The gate's inputs: preprocessed images from ``config.images``, else seeded random-pixel images.
 
     Random pixels go through the model's own normalisation, so the inputs
@@ -166,11 +180,11 @@ def parity_inputs(spec, config: ConvertConfig) -> tuple[np.ndarray, str]:
         if not paths:
             raise InputFileError(f"no images in {config.images}")
         paths = [paths[i % len(paths)] for i in range(count)]
-        batch = load_images(paths, spec.preprocessing, strict=True).inputs
+        batch = load_images(paths, source.preprocessing, strict=True).inputs
         return batch, f"{len(set(paths))} images from {config.images}"
     rng = np.random.default_rng(config.seed)
-    pre = spec.preprocessing
-    pixels = rng.uniform(0.0, 255.0, (count, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    pre = source.preprocessing
+    pixels = rng.uniform(0.0, 255.0, (count, *source.input_size, 3)).astype(np.float32)
     batch = (pixels - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
     return batch.astype(np.float32), f"{count} random-pixel images, seed {config.seed}"
 
@@ -187,6 +201,11 @@ def parity_gate(reference_model, artifacts: dict[str, Path], inputs: np.ndarray)
         with open_runner(path, threads=1) as runner:
             comparisons[name] = compare(reference, runner.infer(inputs))
     return comparisons
+
+
+def model_summary(source) -> dict[str, Any]:
+    return {"name": source.name, "input_size": list(source.input_size), "classes": source.classes,
+            "spec": source.spec.to_dict() if source.spec is not None else None}
 
 
 def tool_versions() -> dict[str, str]:
@@ -214,9 +233,8 @@ class ConvertReport:
     reason: str | None
     output_dir: str
     files: dict[str, str]
-    spec: dict[str, Any]
-    source_form: dict[str, Any]
-    edge_form: dict[str, Any]
+    model: dict[str, Any]  # name, input size, classes, and the spec of an edgeshuffle ShuffleNet (else None)
+    rewrites: dict[str, Any]  # each pass, how often it fired and on which layers; what stays outside XNNPACK
     config: dict[str, Any]
     parity: dict[str, Any]
     tflite: dict[str, Any]
@@ -245,15 +263,16 @@ def _gate_failures(comparisons: dict, config: ConvertConfig) -> list[str]:
 
 def convert(model, output_dir: Path, config: ConvertConfig | None = None,
             progress: Callable[[str], None] | None = None) -> ConvertReport:
-    """Convert a ShuffleNet to float TFLite and ONNX and gate the result on parity with Keras.
+    """Convert a Keras image classifier to float TFLite and ONNX and gate the result on parity with it.
 
-    Writes ``model.keras`` (the model in its Keras-executable form),
+    Writes ``model.keras`` (the user's model, unchanged),
     ``float32.tflite``, ``float32.onnx`` and ``convert.json`` into
     ``output_dir``, every file atomically.
 
     Args:
-        model: a :class:`~edgeshuffle.models.shufflenet.ShuffleNetV1`
-            (built, trained or loaded with :func:`~edgeshuffle.models.io.load_model`).
+        model: anything :func:`~edgeshuffle.models.source.source_model` takes: a
+            ``keras.Model`` (functional or Sequential; edgeshuffle's ShuffleNets
+            included), a ``.keras`` path or a :class:`~edgeshuffle.models.source.SourceModel`.
         output_dir: created if missing.
         config: :class:`ConvertConfig`; defaults: batch 1, reshape shuffle, opset 17, 8 random inputs.
         progress: called with each step's name (:data:`STEPS`) as it starts.
@@ -267,17 +286,18 @@ def convert(model, output_dir: Path, config: ConvertConfig | None = None,
         ParityError: the gate failed; the artifacts and a ``failed`` report are written first.
     """
     from edgeshuffle.atomic import ensure_writable_dir, write_text
-    from edgeshuffle.export.rewrites import reference_form
     from edgeshuffle.models.io import save_model
+    from edgeshuffle.models.source import source_model
 
     config = config or ConvertConfig()
     step = progress or (lambda name: None)
     output_dir = ensure_writable_dir(Path(output_dir))
-    reference = reference_form(model)
-    inputs, source = parity_inputs(reference.spec, config)  # fail on bad images before converting
-    save_model(reference, output_dir / MODEL_FILE)
+    source = source_model(model)
+    reference = source.model
+    inputs, origin = parity_inputs(source, config)  # fail on bad images before converting
+    save_model(reference, output_dir / MODEL_FILE, metadata=source.metadata())
 
-    artifacts = export_float(reference, output_dir, batch=config.batch, shuffle=config.shuffle,
+    artifacts = export_float(source, output_dir, batch=config.batch, shuffle=config.shuffle,
                              opset=config.opset, progress=step)
     step("parity")
     comparisons = parity_gate(reference, {"tflite": artifacts.tflite, "onnx": artifacts.onnx}, inputs)
@@ -287,11 +307,10 @@ def convert(model, output_dir: Path, config: ConvertConfig | None = None,
         reason="; ".join(failures) or None,
         output_dir=str(output_dir),
         files={"keras": MODEL_FILE, "tflite": TFLITE_FILE, "onnx": ONNX_FILE, "report": REPORT_FILE},
-        spec=reference.spec.to_dict(),
-        source_form=model.form.to_dict(),
-        edge_form=artifacts.edge_model.form.to_dict(),
+        model=model_summary(source),
+        rewrites=artifacts.rewrites,
         config=config.to_dict(),
-        parity={"reference": "keras", "inputs": source, "samples": int(len(inputs)),
+        parity={"reference": "keras", "inputs": origin, "samples": int(len(inputs)),
                 "max_relative_error": config.max_relative_error,
                 "min_top1_agreement": config.min_top1_agreement,
                 "comparisons": {name: c.to_dict() for name, c in comparisons.items()}},

@@ -71,6 +71,8 @@ def layer_errors(int8_tflite: Path, reference_model, inputs: np.ndarray) -> list
             layer = _folded(max(names, key=order.get), order)
             if tuple(tensor["shape"][1:]) == tuple(reference_model.get_layer(layer).output.shape[1:]):
                 candidates[layer] = tensor
+    if not candidates:  # no layer named as edgeshuffle's builder names them
+        return []
     probe = keras.Model(reference_model.input, [reference_model.get_layer(n).output for n in candidates])
     sums = {name: [0.0, 0.0, 0] for name in candidates}  # squared error, float variance, count
     in_scale, in_zero = details["quantization"]

@@ -1,7 +1,7 @@
 """Post-training int8 quantization: TFLite (TFLiteConverter) and ONNX (onnxruntime QDQ).
 
 Both are calibrated on the same preprocessed images. The TFLite path converts
-the edge form of the model (see :mod:`edgeshuffle.export.rewrites`), in which
+the edge graph of the model (the passes of :mod:`edgeshuffle.graph`), in which
 every op of the int8 graph is one XNNPACK delegates, so the whole graph runs
 as one partition.
 """
@@ -25,13 +25,13 @@ IO_TYPES = ("int8", "uint8", "float32")
 # x86 CPUs without VNNI run u8s8 (and s8s8, shifted to u8s8) with VPMADDUBSW,
 # whose 16-bit pair sums saturate and cost accuracy; u8u8 is exact on every
 # CPU, so ARM and x86 also compute the same integers.
-# benchmarks/bench_onnx_types.py measures the three (figures in the README).
+# benchmarks/bench_onnx_types.py measures the three (figures in docs/performance.md).
 ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
 
 
 def quantize_tflite(edge_model, calibration, io_type: str = "int8",
                     progress: Callable[[int, int], None] | None = None) -> bytes:
-    """Full-integer int8 TFLite flatbuffer of ``edge_model`` (a static-batch edge-form model).
+    """Full-integer int8 TFLite flatbuffer of ``edge_model`` (a static-batch edge graph from the passes).
 
     Weights are per-channel, activations per-tensor (TFLite's int8 scheme);
     the input and output are ``io_type``. ``calibration`` is a
@@ -49,18 +49,76 @@ def quantize_tflite(edge_model, calibration, io_type: str = "int8",
         for inputs in calibration.batches(batch, progress):
             yield [inputs]
 
-    from edgeshuffle.export.tflite import frozen_concrete_function
+    from edgeshuffle.export.tflite import converter_warnings_silenced, frozen_concrete_function
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(edge_model)])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_type]
-    converter.inference_output_type = converter.inference_input_type
     try:
-        return converter.convert()
+        with converter_warnings_silenced():
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_concrete_function(edge_model)])
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_type]
+            converter.inference_output_type = converter.inference_input_type
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite int8 conversion failed: {str(error).splitlines()[0]}") from None
+    return softmax_in_float(flatbuffer)
+
+
+def softmax_in_float(flatbuffer: bytes) -> bytes:
+    """Every int8 ``SOFTMAX`` computed in float: ``DEQUANTIZE`` -> float ``SOFTMAX`` -> ``QUANTIZE``.
+
+    XNNPACK does not delegate an int8 softmax, which would leave the model's
+    output outside the delegated graph; it takes the float one and both
+    conversions. Same output tensor, same quantization parameters; the float
+    softmax is at least as accurate as the int8 one.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    codes = {max(c.builtinCode, c.deprecatedBuiltinCode): i for i, c in enumerate(model.operatorCodes)}
+    softmax = codes.get(schema.BuiltinOperator.SOFTMAX)
+    if softmax is None:
+        return flatbuffer
+
+    def code_index(builtin: int) -> int:
+        if builtin not in codes:
+            code = schema.OperatorCodeT()
+            code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+            model.operatorCodes.append(code)
+            codes[builtin] = len(model.operatorCodes) - 1
+        return codes[builtin]
+
+    changed = False
+    for subgraph in model.subgraphs:
+        operators = []
+        for op in subgraph.operators:
+            source, target = subgraph.tensors[op.inputs[0]], subgraph.tensors[op.outputs[0]]
+            if op.opcodeIndex != softmax or source.type != schema.TensorType.INT8:
+                operators.append(op)
+                continue
+            floats = []
+            for tensor in (source, target):
+                copy = schema.TensorT()
+                copy.shape, copy.type, copy.buffer = tensor.shape, schema.TensorType.FLOAT32, 0
+                copy.name = (tensor.name or b"") + b"/float"
+                subgraph.tensors.append(copy)
+                floats.append(len(subgraph.tensors) - 1)
+            dequantize, quantize = schema.OperatorT(), schema.OperatorT()
+            dequantize.opcodeIndex = code_index(schema.BuiltinOperator.DEQUANTIZE)
+            dequantize.inputs, dequantize.outputs = [op.inputs[0]], [floats[0]]
+            quantize.opcodeIndex = code_index(schema.BuiltinOperator.QUANTIZE)
+            quantize.inputs, quantize.outputs = [floats[1]], [op.outputs[0]]
+            op.inputs, op.outputs = [floats[0]], [floats[1]]
+            operators.extend([dequantize, op, quantize])
+            changed = True
+        subgraph.operators = operators
+    if not changed:
+        return flatbuffer
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 class _CalibrationReader:
@@ -156,6 +214,7 @@ class QuantizeConfig:
     strict: bool = False
     layer_report: bool = False
     seed: int = 0
+    trust_code: bool = False  # the model was loaded with Keras' safe mode off (recorded in quantize.json)
 
     def __post_init__(self) -> None:
         if self.io_type not in IO_TYPES:
@@ -182,6 +241,8 @@ class QuantizeReport:
     reason: str | None
     output_dir: str
     files: dict[str, str]
+    model: dict[str, Any]
+    rewrites: dict[str, Any]  # each pass of the int8 edge graph, how often it fired, where; what stays outside XNNPACK
     config: dict[str, Any]
     calibration: dict[str, Any]
     parity: dict[str, Any] | None
@@ -195,13 +256,17 @@ class QuantizeReport:
         return dataclasses.asdict(self)
 
 
-def _float_artifacts_match(output_dir: Path, spec) -> bool:
-    """Whether ``output_dir`` already holds the float artifacts of this very model (from convert)."""
+def _float_artifacts_match(output_dir: Path, source) -> bool:
+    """Whether ``output_dir`` already holds float artifacts of this model (from convert), by their metadata."""
     from edgeshuffle.export.convert import ONNX_FILE, TFLITE_FILE
     from edgeshuffle.metadata import read_metadata
 
+    def same(meta) -> bool:
+        return meta is not None and (meta.name, meta.spec, meta.preprocessing, meta.class_names) == (
+            source.name, source.spec, source.preprocessing, source.class_names)
+
     files = [output_dir / TFLITE_FILE, output_dir / ONNX_FILE]
-    return all(f.is_file() and (m := read_metadata(f)) is not None and m.spec == spec for f in files)
+    return all(f.is_file() and same(read_metadata(f)) for f in files)
 
 
 def write_int8_onnx(float_onnx: Path, calibration, target: Path, metadata, types: str,
@@ -268,7 +333,7 @@ def _gate(parity, max_drop: float) -> list[str]:
 
 def quantize(model, output_dir: Path, config: QuantizeConfig,
              progress: Callable[[str, int, int], None] | None = None, jobs: int | None = None) -> QuantizeReport:
-    """Quantize a ShuffleNet to int8 TFLite and ONNX, calibrated on real images, gated on accuracy.
+    """Quantize a Keras image classifier to int8 TFLite and ONNX, calibrated on real images, gated on accuracy.
 
     Writes ``int8.tflite``, ``int8.onnx`` and ``quantize.json`` into
     ``output_dir`` (and the float artifacts and ``model.keras`` when it does
@@ -277,7 +342,9 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     and the step fails when an artifact loses more than ``config.max_drop``.
 
     Args:
-        model: a :class:`~edgeshuffle.models.shufflenet.ShuffleNetV1`.
+        model: anything :func:`~edgeshuffle.models.source.source_model` takes (a ``keras.Model``,
+            a ``.keras`` path, a :class:`~edgeshuffle.models.source.SourceModel`); the model itself,
+            unchanged, is the Keras reference.
         output_dir: created if missing.
         config: :class:`QuantizeConfig`.
         progress: ``progress(step, done, total)`` as the work advances.
@@ -295,10 +362,12 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     from edgeshuffle.data.sets import calibration_set
     from edgeshuffle.data.stream import check_jobs, default_jobs
     from edgeshuffle.errors import InputFileError
-    from edgeshuffle.export.convert import MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, tool_versions
-    from edgeshuffle.export.rewrites import edge_form, reference_form
-    from edgeshuffle.metadata import ArtifactMetadata, tflite_with_metadata
+    from edgeshuffle.export.convert import (MODEL_FILE, ONNX_FILE, TFLITE_FILE, export_float, model_summary,
+                                            rewrite_report, tool_versions)
+    from edgeshuffle.graph import INT8_SHUFFLE, RewriteOptions, rewrite
+    from edgeshuffle.metadata import tflite_with_metadata
     from edgeshuffle.models.io import save_model
+    from edgeshuffle.models.source import source_model
     from edgeshuffle.parity import image_parity
     from edgeshuffle.runtime.delegation import xnnpack_delegation
     from edgeshuffle.runtime.onnx_graph import onnx_ops
@@ -306,28 +375,29 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     jobs = check_jobs(default_jobs() if jobs is None else jobs)
     step = progress or (lambda name, done, total: None)
     output_dir = ensure_writable_dir(Path(output_dir))
-    reference = reference_form(model)
+    source = source_model(model)
+    reference = source.model
     calibration = calibration_set(
-        config.calibration, reference.spec.preprocessing, config.num_calibration, seed=config.seed,
+        config.calibration, source.preprocessing, config.num_calibration, seed=config.seed,
         strict=config.strict, progress=lambda done: step("calibration images", done, config.num_calibration),
         jobs=jobs)
     if config.eval is not None and not find_images(config.eval):  # refuse a bad --eval before writing anything
         raise InputFileError(f"no images (.jpg, .jpeg, .png, .bmp) in evaluation folder {config.eval}")
 
     step("float", 0, 1)
-    if not _float_artifacts_match(output_dir, reference.spec):
-        save_model(reference, output_dir / MODEL_FILE)
-        export_float(reference, output_dir)
+    if not _float_artifacts_match(output_dir, source):
+        save_model(reference, output_dir / MODEL_FILE, metadata=source.metadata())
+        export_float(source, output_dir)
     elif not (output_dir / MODEL_FILE).is_file():
-        save_model(reference, output_dir / MODEL_FILE)
+        save_model(reference, output_dir / MODEL_FILE, metadata=source.metadata())
 
     step("tflite", 0, 1)
-    edge = edge_form(reference)
-    metadata = ArtifactMetadata(spec=reference.spec, precision="int8", form=edge.form.to_dict())
-    write_bytes(output_dir / INT8_TFLITE,
-                tflite_with_metadata(quantize_tflite(edge, calibration, config.io_type,
-                                                     lambda done, total: step("tflite calibration", done, total)),
-                                     metadata))
+    options = RewriteOptions(shuffle=INT8_SHUFFLE)
+    rewritten = rewrite(reference, options)
+    metadata = source.metadata(precision="int8", form=dataclasses.asdict(options))
+    write_bytes(output_dir / INT8_TFLITE, tflite_with_metadata(
+        quantize_tflite(rewritten.model, calibration, config.io_type,
+                        lambda done, total: step("tflite calibration", done, total)), metadata))
     delegation = xnnpack_delegation(output_dir / INT8_TFLITE)
 
     step("onnx", 0, 1)
@@ -346,8 +416,10 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
     if config.layer_report:
         step("layers", 0, 1)
         from edgeshuffle.export.layer_error import layer_errors
+        from edgeshuffle.graph.passes import PASSES
 
-        executable = reference_form(edge)  # same layer names as the int8 graph, runnable by Keras
+        # Every pass but the native grouped conv: the int8 graph's layer names and layouts, runnable by Keras.
+        executable = rewrite(reference, options, passes=[p for p in PASSES if p.name != "grouped_conv"]).model
         errors = [e.to_dict() for e in layer_errors(output_dir / INT8_TFLITE, executable, calibration.inputs(8))]
 
     files = {"keras": MODEL_FILE, "float32_tflite": TFLITE_FILE, "int8_tflite": INT8_TFLITE,
@@ -357,6 +429,8 @@ def quantize(model, output_dir: Path, config: QuantizeConfig,
         reason="; ".join(failures) or (None if parity is not None else "no --eval images: accuracy not gated"),
         output_dir=str(output_dir),
         files=files,
+        model=model_summary(source),
+        rewrites=rewrite_report(rewritten.report, delegation),
         config=config.to_dict(),
         calibration={"source": str(config.calibration), "images": len(calibration),
                      "skipped": [str(p) for p, _ in calibration.skipped], "seed": config.seed,

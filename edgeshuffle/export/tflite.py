@@ -10,7 +10,9 @@ out of the graph.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import warnings
 from pathlib import Path
 
 from edgeshuffle.errors import ConversionError
@@ -54,16 +56,32 @@ def float_tflite_bytes(model) -> bytes:
     import tensorflow as tf
 
     function = frozen_concrete_function(model)
-    absl_logger = logging.getLogger("absl")
-    quiet = _DropMessage("trackable_obj")  # frozen on purpose: no variables left to track
-    absl_logger.addFilter(quiet)
     try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+        with converter_warnings_silenced():
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            return converter.convert()
     except Exception as error:  # the converter raises ConverterError and plain exceptions alike
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConversionError(f"TFLite conversion failed: {first_line}") from error
+
+
+@contextlib.contextmanager
+def converter_warnings_silenced():
+    """Drop the converter's two Python warnings that do not apply to edgeshuffle's frozen functions.
+
+    "Please consider providing the trackable_obj argument" (absl log): the
+    function is frozen on purpose, no variables are left to track.
+    "Statistics for quantized inputs were expected" (UserWarning): the int8
+    input's scale comes from the representative dataset, not from stats.
+    """
+    absl_logger = logging.getLogger("absl")
+    quiet = _DropMessage("trackable_obj")
+    absl_logger.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            yield
     finally:
         absl_logger.removeFilter(quiet)
 

@@ -1,8 +1,8 @@
 """ShuffleNet's own Keras layers: channel shuffle, grouped 1x1 conv, shortcut pool.
 
 Each layer has an ``impl`` that chooses how the same function is written as
-graph ops (see :class:`edgeshuffle.models.variants.GraphForm`); the rewrites
-in :mod:`edgeshuffle.export.rewrites` switch it. All are registered Keras
+graph ops (for training, :class:`edgeshuffle.models.variants.GraphForm`; for
+edge runtimes, the passes of :mod:`edgeshuffle.graph`). All are registered Keras
 objects (no ``Lambda``), so models load with Keras' safe mode on, and none
 creates a tensor above rank 4.
 """
@@ -38,7 +38,7 @@ class ChannelShuffle(keras.layers.Layer):
     back to (B, 1, H*W, C) -> (B, H, W, C). Two transposes instead of one, but
     both move long contiguous rows (H*W or C elements) instead of an
     a x b = g x C/g tile per pixel; XNNPACK's int8 transpose runs them about
-    3x faster (README, "Channel shuffle cost"). ``impl="gather"``: one
+    3x faster (docs/performance.md). ``impl="gather"``: one
     constant-index gather.
     """
 
@@ -82,10 +82,8 @@ class GroupedPointwiseConv(keras.layers.Layer):
     block-diagonal expansion of the grouped kernel (zeros between groups):
     g times the multiply-adds, but a single large matrix product, the
     fastest form to train on CPU; the zeros get no gradient, since they are
-    not weights. ``impl="native"``: one TensorFlow
-    ``Conv2D`` op whose kernel has fewer input channels than the input, which
-    TFLite turns into a grouped ``CONV_2D`` and tf2onnx into ``Conv(group=g)``.
-    TensorFlow's CPU kernels cannot execute it, so it is for export only.
+    not weights. For export, :mod:`edgeshuffle.graph` writes it as one native
+    grouped conv.
 
     ``input_shuffle`` (``"paper"`` or ``"official"``, dense only): a channel
     shuffle of that order folded in, applied to the input first. The
@@ -97,7 +95,7 @@ class GroupedPointwiseConv(keras.layers.Layer):
     def __init__(self, filters: int, groups: int, impl: str = "split", input_shuffle: str | None = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if impl not in ("split", "dense", "native") or input_shuffle not in (None, "paper", "official") or (
+        if impl not in ("split", "dense") or input_shuffle not in (None, "paper", "official") or (
                 input_shuffle and impl != "dense"):
             raise ValueError(f"Bad grouped conv. Received: `impl={impl}`, `input_shuffle={input_shuffle}`")
         self.filters, self.groups, self.impl, self.input_shuffle = filters, groups, impl, input_shuffle
@@ -111,10 +109,6 @@ class GroupedPointwiseConv(keras.layers.Layer):
                                       initializer="glorot_uniform")
 
     def call(self, x):
-        if self.impl == "native":
-            import tensorflow as tf  # export path only
-
-            return tf.nn.conv2d(x, self.kernel, strides=1, padding="VALID")
         kernels = ops.split(self.kernel, self.groups, axis=-1)
         if self.impl == "dense":
             # A 1x1 conv written as a matrix product over all pixels: the same function, but

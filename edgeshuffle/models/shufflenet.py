@@ -60,12 +60,12 @@ def _pointwise(x, filters: int, groups: int, form: GraphForm, name: str, input_s
 def _shuffle(x, spec: ModelSpec, form: GraphForm, name: str):
     if spec.groups == 1:
         return x
-    return ChannelShuffle(spec.groups, order=spec.shuffle_order, impl=form.shuffle, name=name)(x)
+    return ChannelShuffle(spec.groups, order=spec.shuffle_order, name=name)(x)
 
 
 def shuffles_after_dw(spec: ModelSpec, form: GraphForm) -> bool:
     """Whether the graph shuffles after the depthwise conv (and its BatchNorm) rather than before."""
-    return spec.shuffle_position == "after_dw" or form.shuffle_after_dw or form.shuffle == "folded"
+    return spec.shuffle_position == "after_dw" or form.shuffle == "folded"
 
 
 def _stem(x, spec: ModelSpec, form: GraphForm):
@@ -105,10 +105,7 @@ def _unit(x, unit: Unit, spec: ModelSpec, form: GraphForm):
     if unit.stride == 1:
         x = keras.layers.Add(name=f"{p}_add")([x, branch])
         return keras.layers.ReLU(name=f"{p}_relu")(x)
-    shortcut = ShortcutAvgPool(padding=spec.padding, impl=form.shortcut_pool, name=f"{p}_pool")(x)
-    if form.relu == "branch":
-        branch = keras.layers.ReLU(name=f"{p}_relu")(branch)
-        return keras.layers.Concatenate(name=f"{p}_concat")([shortcut, branch])
+    shortcut = ShortcutAvgPool(padding=spec.padding, name=f"{p}_pool")(x)
     x = keras.layers.Concatenate(name=f"{p}_concat")([shortcut, branch])
     return keras.layers.ReLU(name=f"{p}_relu")(x)
 
@@ -119,8 +116,8 @@ def build_shufflenet(spec: ModelSpec | None = None, form: GraphForm | None = Non
     Args:
         spec: what the network computes (variant, head, conventions); default
             the paper's 1x g=3 at 224x224 with 1000 classes.
-        form: how it is written as a graph; default the training-friendly
-            form (per-group convs, reshape shuffle, dynamic batch).
+        form: how it is written as a graph; default per-group convs and the
+            reshape shuffle (the edge forms come from :mod:`edgeshuffle.graph`).
 
     Returns:
         A :class:`ShuffleNetV1` taking ``(batch, size, size, 3)`` float
@@ -129,7 +126,7 @@ def build_shufflenet(spec: ModelSpec | None = None, form: GraphForm | None = Non
     """
     spec = spec or ModelSpec()
     form = form or GraphForm()
-    inputs = keras.Input((spec.input_size, spec.input_size, 3), batch_size=form.batch, name="input")
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="input")
     x = _stem(inputs, spec, form)
     for unit in units(spec):
         x = _unit(x, unit, spec, form)
@@ -160,8 +157,8 @@ def rebuild(model: ShuffleNetV1, form: GraphForm) -> ShuffleNetV1:
 
     Weights are matched by layer name; every form has the same layers with
     weights, of the same shapes (the forms differ in ops, not in parameters).
-    When the shuffle moves across the depthwise conv (``shuffle_after_dw``,
-    or a form that folds it into the next grouped conv),
+    When the shuffle moves across the depthwise conv (a form that folds it
+    into the next grouped conv),
     each unit's ``dwconv`` kernel and ``bn2`` parameters are permuted with
     it: shuffle-then-per-channel-op equals the per-channel op with channel
     ``c``'s parameters moved to ``perm[c]``, then the shuffle.

@@ -3,7 +3,7 @@
 Everything here is plain Python so that `edgeshuffle info`, the board-side
 tools and the reports can reason about a variant without TensorFlow.
 
-Channel rule (documented in the README): a stage's output channels are the
+Channel rule (documented in docs/model.md): a stage's output channels are the
 paper's Table 1 figure for the group count times the scale, rounded to the
 nearest multiple of ``4 * groups`` (at least ``4 * groups``), so that the
 bottleneck (a quarter of the output) and both grouped 1x1 convs divide evenly.
@@ -167,62 +167,35 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class GraphForm:
-    """How the network is written as a graph; every form computes the same function.
+    """How the network is written as a Keras graph for training; every form computes the same function.
 
-    - ``batch``: a static batch size (None: dynamic).
+    The forms for edge runtimes are not written here: the passes of
+    :mod:`edgeshuffle.graph` rewrite any model's graph for them.
+
     - ``grouped_conv``: ``"split"`` (one conv per group and a concat; runs
-      everywhere), ``"dense"`` (one conv with a block-diagonal kernel; the
-      fastest to train on CPU) or ``"native"`` (one grouped conv op, what
-      TFLite/XNNPACK and ONNX ``Conv(group=g)`` want).
-    - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape),
-      ``"planar"`` (two rank-4 transposes through a channel-major view; the
-      fastest in int8 TFLite) or ``"gather"`` (a constant-index gather on the
-      channel axis) or ``"folded"`` (no shuffle op: the shuffle moves after
-      the depthwise conv as with ``shuffle_after_dw``, where it is the input
-      of the second grouped 1x1 conv, and that conv takes it in by
-      permuting its kernel's rows; needs ``grouped_conv="dense"``; a
-      training form, the fastest on CPU).
-    - ``shortcut_pool``: ``"avgpool"`` (AveragePooling2D) or ``"dwconv"`` (a
-      depthwise conv with weights 1/9 and a constant per-position rescale,
-      which XNNPACK delegates in int8).
-    - ``relu``: ``"after_concat"`` (the paper's drawing) or ``"branch"``
-      (ReLU on the branch before the concat; exact because the pooled
-      shortcut of a ReLU output is never negative, and lets TFLite fuse it).
-    - ``shuffle_after_dw``: for a spec that shuffles before the depthwise conv,
-      write the shuffle after it (and after its BatchNorm) instead, with the
-      depthwise kernel and BatchNorm parameters permuted to match (both act
-      per channel, so the function is the same; :func:`rebuild` permutes
-      them). In stride-2 units the shuffle then moves a quarter of the bytes.
-      No effect when the spec already shuffles after the depthwise conv.
+      everywhere) or ``"dense"`` (one conv with a block-diagonal kernel; the
+      fastest to train on CPU).
+    - ``shuffle``: ``"reshape"`` (rank-4 reshape/transpose/reshape) or
+      ``"folded"`` (no shuffle op: the shuffle moves after the depthwise conv,
+      where it is the input of the second grouped 1x1 conv, and that conv
+      takes it in by permuting its kernel's rows; needs
+      ``grouped_conv="dense"``; a training form, the fastest on CPU).
     - ``batch_norm``: ``"keras"`` (Keras' BatchNormalization) or ``"xla"``
       (the same layer, but in training its forward and hand-written backward
       pass are each one XLA-compiled kernel: BatchNorm's many small
       elementwise ops were half of a CPU training step; inference unchanged).
     """
 
-    batch: int | None = None
-    grouped_conv: Literal["split", "dense", "native"] = "split"
-    shuffle: Literal["reshape", "planar", "gather", "folded"] = "reshape"
-    shortcut_pool: Literal["avgpool", "dwconv"] = "avgpool"
-    relu: Literal["after_concat", "branch"] = "after_concat"
-    shuffle_after_dw: bool = False
+    grouped_conv: Literal["split", "dense"] = "split"
+    shuffle: Literal["reshape", "folded"] = "reshape"
     batch_norm: Literal["keras", "xla"] = "keras"
 
     def __post_init__(self) -> None:
-        _require(self.batch is None or (isinstance(self.batch, int) and self.batch >= 1),
-                 "Batch must be a positive integer or None.", "batch", self.batch)
-        _require(self.grouped_conv in ("split", "dense", "native"), "grouped_conv must be split, dense or native.",
+        _require(self.grouped_conv in ("split", "dense"), "grouped_conv must be split or dense.",
                  "grouped_conv", self.grouped_conv)
-        _require(self.shuffle in ("reshape", "planar", "gather", "folded"),
-                 "shuffle must be reshape, planar, gather or folded.", "shuffle", self.shuffle)
+        _require(self.shuffle in ("reshape", "folded"), "shuffle must be reshape or folded.", "shuffle", self.shuffle)
         _require(self.shuffle != "folded" or self.grouped_conv == "dense",
                  "A folded shuffle needs grouped_conv=dense.", "shuffle", self.shuffle)
-        _require(self.shortcut_pool in ("avgpool", "dwconv"), "shortcut_pool must be avgpool or dwconv.",
-                 "shortcut_pool", self.shortcut_pool)
-        _require(self.relu in ("after_concat", "branch"), "relu must be after_concat or branch.",
-                 "relu", self.relu)
-        _require(isinstance(self.shuffle_after_dw, bool), "shuffle_after_dw must be true or false.",
-                 "shuffle_after_dw", self.shuffle_after_dw)
         _require(self.batch_norm in ("keras", "xla"), "batch_norm must be keras or xla.",
                  "batch_norm", self.batch_norm)
 
@@ -231,4 +204,6 @@ class GraphForm:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GraphForm":
-        return cls(**data)
+        """The form of a saved model; keys of export forms that older files carry are ignored."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})

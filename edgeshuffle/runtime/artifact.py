@@ -47,7 +47,8 @@ def artifact_info(path: Path, threads: int = 1) -> dict:
             info["op_histogram"], info["opsets"] = onnx_ops(path)
     metadata = read_metadata(path)
     info["metadata"] = None if metadata is None else {
-        "model": metadata.spec.name, "precision": metadata.precision, "schema_version": metadata.schema_version,
-        "spec": metadata.spec.to_dict(), "form": metadata.form,
+        "model": metadata.name, "precision": metadata.precision, "schema_version": metadata.schema_version,
+        "preprocessing": metadata.preprocessing.to_dict(), "class_names": metadata.class_names,
+        "spec": metadata.spec.to_dict() if metadata.spec else None, "form": metadata.form,
     }
     return info

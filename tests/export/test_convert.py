@@ -13,7 +13,7 @@ from click.testing import CliRunner  # noqa: E402
 from edgeshuffle.cli import main  # noqa: E402
 from edgeshuffle.export.convert import ConvertConfig, convert  # noqa: E402
 from edgeshuffle.metadata import read_metadata  # noqa: E402
-from edgeshuffle.models.variants import STAGE_REPEATS, GraphForm, ModelSpec  # noqa: E402
+from edgeshuffle.models.variants import STAGE_REPEATS, ModelSpec  # noqa: E402
 
 from .conftest import randomize_batchnorm  # noqa: E402
 
@@ -105,7 +105,7 @@ def assert_metadata(output_dir, spec, form):
         meta = read_metadata(output_dir / name)
         assert meta is not None and meta.spec == spec and meta.precision == "float32"
         assert meta.preprocessing == spec.preprocessing and meta.class_names == spec.class_names
-        assert GraphForm.from_dict(meta.form) == form
+        assert meta.form == form
     props = {p.key: p.value for p in onnx.load(str(output_dir / "float32.onnx")).metadata_props}
     assert json.loads(props["mean"]) == list(spec.preprocessing.mean)
     assert props["channel_order"] == spec.preprocessing.channel_order
@@ -143,8 +143,10 @@ def test_convert_small_variants(tmp_path, spec, batch):
     assert_tflite_is_edge_friendly(out / "float32.tflite", batch)
     assert_onnx_is_edge_friendly(out / "float32.onnx", spec)
     independent_parity(model, out, batch=batch)
-    assert_metadata(out, spec, GraphForm(batch=batch, grouped_conv="native", shortcut_pool="dwconv",
-                                         relu="branch", shuffle="reshape", shuffle_after_dw=True))
+    assert_metadata(out, spec, {"batch": batch, "shuffle": "reshape"})
+    fired = {p["name"]: p["fired"] for p in report.rewrites["passes"]}
+    assert fired["grouped_conv"] == grouped_pointwise_convs(spec) and fired["static_batch"] == 1
+    assert fired["shuffle_after_depthwise"] == channel_shuffles(spec)
     saved = json.loads((out / "convert.json").read_text())
     assert saved["status"] == "passed" == report.status
     assert set(saved["parity"]["comparisons"]) == {"tflite", "onnx"}
@@ -167,8 +169,7 @@ def test_convert_full_size_1x_g3(tmp_path):
     model = load_model(out / "model.keras")
     assert model.spec == spec
     independent_parity(model, out, samples=2)
-    assert_metadata(out, spec, GraphForm(batch=1, grouped_conv="native", shortcut_pool="dwconv", relu="branch",
-                                         shuffle_after_dw=True))
+    assert_metadata(out, spec, {"batch": 1, "shuffle": "reshape"})
 
 
 def test_failed_gate_keeps_artifacts_and_exits_3(tmp_path, monkeypatch):
@@ -203,7 +204,7 @@ def test_failed_gate_keeps_artifacts_and_exits_3(tmp_path, monkeypatch):
     assert not [p for p in out.iterdir() if ".partial" in p.name]
 
 
-def _non_shufflenet(path):
+def _not_a_classifier(path):
     import keras
 
     inputs = keras.Input((8, 8, 3))
@@ -214,7 +215,7 @@ def _non_shufflenet(path):
 @pytest.mark.parametrize("make_args,culprit,code", [
     (lambda tmp: [str(tmp / "missing.keras")], "no model file", 1),
     (lambda tmp: [str((tmp / "junk.keras").absolute()), "-o", str(tmp / "o")], "not a .keras model file", 1),
-    (lambda tmp: [str(_non_shufflenet(tmp / "plain.keras"))], "not an edgeshuffle ShuffleNet", 1),
+    (lambda tmp: [str(_not_a_classifier(tmp / "plain.keras"))], "needs (batch, classes)", 1),
     (lambda tmp: ["--shuffle", "roll"], "'roll'", 2),
     (lambda tmp: ["--batch", "0"], "0", 2),
     (lambda tmp: ["--opset", "9"], "9", 2),
@@ -222,7 +223,7 @@ def _non_shufflenet(path):
     (lambda tmp: ["--input-size", "100"], "input_size=100", 2),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "--images", str(tmp / "nope")], "nope", 1),
     (lambda tmp: ["-s", "0.25", "--input-size", "32", "-o", str(tmp / "junk.keras" / "sub")], "junk.keras", 1),
-], ids=["missing", "not-a-zip", "not-shufflenet", "shuffle", "batch", "opset", "groups", "input-size",
+], ids=["missing", "not-a-zip", "not-a-classifier", "shuffle", "batch", "opset", "groups", "input-size",
         "no-images", "unwritable-output"])
 def test_cli_errors_are_one_line(tmp_path, make_args, culprit, code):
     (tmp_path / "junk.keras").write_text("not a zip")

@@ -1,8 +1,9 @@
 """Artifacts for the board-side tests, made once per session with the real converters.
 
 A small ShuffleNet (0.25x, g=3, CIFAR stem, 32x32, 10 named classes) as
-TFLite: float32 and full-integer int8 in the edge form (one XNNPACK
-partition) and int8 in the plain form (several partitions); a tiny ONNX
+TFLite: float32 and full-integer int8 of the edge graph (every pass of
+edgeshuffle.graph; one XNNPACK partition) and int8 of the plain graph (static
+batch and native grouped convs only; several partitions); a tiny ONNX
 classifier (NHWC input, Transpose, Conv, ReLU, GlobalAveragePool, Gemm) in
 float32 and QDQ int8; an ONNX model whose input is not an image; and a
 folder of labelled images (one subfolder per class, plus an undecodable file).
@@ -19,8 +20,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-EDGE_FORM = dict(batch=1, grouped_conv="native", shortcut_pool="dwconv", relu="branch")
-PLAIN_FORM = dict(batch=1, grouped_conv="native")
+EDGE_PASSES = None  # all of them
+PLAIN_PASSES = ("static_batch", "grouped_conv")
 
 
 def _spec():
@@ -79,7 +80,7 @@ def _onnx_classifier(spec, path: Path, precision: str, calibration: np.ndarray) 
                               [numpy_helper.from_array(v, k) for k, v in weights.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    props = ArtifactMetadata(spec=spec, precision=precision).onnx_props()
+    props = ArtifactMetadata.for_spec(spec, precision=precision).onnx_props()
     helper.set_model_props(model, props)
     if precision == "float32":
         onnx.save(model, str(path))
@@ -131,21 +132,23 @@ def _images(spec, folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> dict[str, Path]:
+    from edgeshuffle.graph import rewrite
+    from edgeshuffle.graph.passes import PASSES
     from edgeshuffle.metadata import ArtifactMetadata, tflite_with_metadata
-    from edgeshuffle.models.shufflenet import build_shufflenet, rebuild
-    from edgeshuffle.models.variants import GraphForm
+    from edgeshuffle.models.shufflenet import build_shufflenet
 
     folder = tmp_path_factory.mktemp("artifacts")
     spec = _spec()
     model = build_shufflenet(spec)
     calibration = _calibration(spec)
     made = {}
-    for name, form, quantize in (("edge_float32", EDGE_FORM, False), ("edge_int8", EDGE_FORM, True),
-                                 ("plain_int8", PLAIN_FORM, True)):
-        graph = rebuild(model, GraphForm(**form))
+    for name, names, quantize in (("edge_float32", EDGE_PASSES, False), ("edge_int8", EDGE_PASSES, True),
+                                  ("plain_int8", PLAIN_PASSES, True)):
+        passes = [p for p in PASSES if names is None or p.name in names]
+        graph = rewrite(model, passes=passes).model
         data = _tflite(graph, calibration if quantize else None)
-        metadata = ArtifactMetadata(spec=spec, precision="int8" if quantize else "float32",
-                                    form=GraphForm(**form).to_dict())
+        metadata = ArtifactMetadata.for_spec(spec, precision="int8" if quantize else "float32",
+                                             form={"passes": [p.name for p in passes]})
         made[name] = folder / f"{name}.tflite"
         made[name].write_bytes(tflite_with_metadata(data, metadata))
     for precision in ("float32", "int8"):

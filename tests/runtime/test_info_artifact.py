@@ -23,8 +23,8 @@ def test_info_tflite(artifacts):
     info = _info(artifacts["plain_int8"])
     assert info["format"] == "tflite" and info["size_bytes"] == artifacts["plain_int8"].stat().st_size
     assert info["metadata"]["model"] == "shufflenet_v1_g3_0.25x_cifar" and info["metadata"]["precision"] == "int8"
-    assert info["metadata"]["spec"]["preprocessing"]["input_size"] == 32
-    assert info["metadata"]["form"]["shortcut_pool"] == "avgpool"
+    assert info["metadata"]["preprocessing"]["input_size"] == 32
+    assert info["metadata"]["form"]["passes"] == ["static_batch", "grouped_conv"]
     (inp,), (out,) = info["inputs"], info["outputs"]
     assert inp["shape"] == [1, 32, 32, 3] and inp["dtype"] == "int8" and inp["scale"] > 0
     assert out["shape"] == [1, 10] and out["dtype"] == "int8"
@@ -75,3 +75,27 @@ def test_info_refuses_variant_options_with_an_artifact(artifacts):
     result = CliRunner().invoke(main, ["info", str(artifacts["edge_int8"]), "--groups", "8"])
     assert result.exit_code == 2 and "--groups" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_metadata_of_a_model_edgeshuffle_did_not_build_round_trips():
+    """Preprocessing and class names stand without a ShuffleNet spec (any image classifier)."""
+    from edgeshuffle.metadata import ArtifactMetadata
+    from edgeshuffle.preprocessing import Preprocessing
+
+    meta = ArtifactMetadata(preprocessing=Preprocessing(input_size=96, resize_size=110, channel_order="BGR"),
+                            class_names=("cat", "dog"), precision="int8", name="my_net")
+    back = ArtifactMetadata.from_json(meta.to_json())
+    assert back == meta and back.spec is None and back.preprocessing.channel_order == "BGR"
+
+
+def test_schema_1_metadata_still_reads():
+    """Artifacts written before schema 2 kept preprocessing and class names inside the spec."""
+    import json
+
+    from edgeshuffle.metadata import ArtifactMetadata
+    from edgeshuffle.models.variants import ModelSpec
+
+    spec = ModelSpec(groups=3, scale=0.25, input_size=32, classes=2, class_names=("a", "b"), stem="cifar")
+    old = json.dumps({"schema_version": 1, "precision": "float32", "spec": spec.to_dict(), "form": {}})
+    meta = ArtifactMetadata.from_json(old)
+    assert meta.preprocessing == spec.preprocessing and meta.class_names == ("a", "b") and meta.name == spec.name
