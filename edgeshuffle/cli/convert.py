@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgeshuffle.cli.common import echo_gated_report, reports_errors, spec_from_options, variant_options
+from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM, ONNX_FORMS
 
 
 def parity_rows(report) -> list[list[str]]:
@@ -32,7 +33,7 @@ def render_convert_report(report) -> str:
     lines.append(f"{report.files['tflite']}: {sum(report.tflite['op_histogram'].values())} ops, "
                  f"{xnnpack['partitions']} XNNPACK partition(s), max tensor rank {report.tflite['max_tensor_rank']}, "
                  f"forbidden ops: {', '.join(report.tflite['forbidden_ops']) or 'none'}")
-    lines.append(f"{report.files['onnx']}: opset {report.onnx['opset']}, "
+    lines.append(f"{report.files['onnx']}: opset {report.onnx['opset']}, form {report.onnx['form']}, "
                  f"{sum(report.onnx['op_histogram'].values())} nodes, {report.onnx['transposes']} Transpose "
                  f"(bound {report.onnx['max_transposes']})")
     lines.append(f"{report.status.upper()}: wrote {', '.join(report.files.values())} to {report.output_dir}")
@@ -50,14 +51,16 @@ def render_convert_report(report) -> str:
 @click.option("--shuffle", type=click.Choice(["reshape", "gather"]), default="reshape", show_default=True,
               help="Channel shuffle ops: rank-4 reshape/transpose (faster, one XNNPACK partition) or gather.")
 @click.option("--opset", type=click.IntRange(13, 18), default=17, show_default=True, help="ONNX opset.")
+@click.option("--onnx-form", type=click.Choice(list(ONNX_FORMS)), default=DEFAULT_ONNX_FORM, show_default=True,
+              help="Exact graph form of float32.onnx (the default measured fastest in onnxruntime; see the docs).")
 @click.option("--images", type=click.Path(path_type=Path, file_okay=False),
               help="Run the parity gate on images from this folder (default: seeded random inputs).")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Parity inputs: this many random tensors, or the first this many images of --images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @reports_errors
-def convert(model_path, groups, scale, input_size, classes, stem, output_dir, batch, shuffle, opset, images,
-            samples, as_json):
+def convert(model_path, groups, scale, input_size, classes, stem, output_dir, batch, shuffle, opset, onnx_form,
+            images, samples, as_json):
     """Convert a ShuffleNet to float TFLite and ONNX for edge boards, gated on parity with Keras.
 
     MODEL.keras is a model saved by edgeshuffle (train, import, a previous
@@ -76,7 +79,8 @@ def convert(model_path, groups, scale, input_size, classes, stem, output_dir, ba
     from edgeshuffle.atomic import ensure_writable_dir
     from edgeshuffle.data import find_images
 
-    config = ConvertConfig(batch=batch, shuffle=shuffle, opset=opset, images=images, samples=samples)
+    config = ConvertConfig(batch=batch, shuffle=shuffle, opset=opset, onnx_form=onnx_form, images=images,
+                           samples=samples)
     ensure_writable_dir(output_dir)  # fail before the slow part
     if images is not None:
         find_images(images)
