@@ -1,27 +1,27 @@
-"""Exact forms of the float ONNX graph, chosen for onnxruntime's CPU kernels by measurement.
+"""Exact forms of the float ONNX graph for onnxruntime's CPU kernels, chosen by measurement.
 
-A form is a list of rewrite passes run after tf2onnx and :data:`~edgeshuffle.export.onnx.ONNX_PASSES`.
-Each pass is an onnxscript rewrite rule (a target pattern, a replacement and a condition, applied until
-nothing matches; https://github.com/microsoft/onnxscript) and is exact: the same numbers go through the
-same multiply-adds, only the grouping of ops changes. ``benchmarks/bench_onnx_forms.py`` times every
-form against the LiteRT artifacts; :data:`DEFAULT_ONNX_FORM` is the fastest it measured.
+A form is a list of rewrite passes run after tf2onnx and :data:`~edgeshuffle.export.onnx.ONNX_PASSES`
+(:func:`~edgeshuffle.export.onnx.onnx_passes`). Each pass is an onnxscript rewrite rule (a target
+pattern, a replacement and a condition, applied until nothing matches) and is exact: every output is
+the same sum of the same products, regrouped, or with products by an added zero weight. The int8 ONNX
+file is quantized from the float one, so it has the same form. ``benchmarks/bench_onnx_forms.py`` times
+every form against the LiteRT artifacts; :data:`DEFAULT_ONNX_FORM` is the fastest it measured.
 
-Why these forms: onnxruntime's NCHWc layout transformer (ORT_ENABLE_ALL) takes a grouped convolution
-only when its channels per group are a multiple of the CPU's block (8 floats with AVX2, 16 with
-AVX-512); ShuffleNet's bottlenecks have 20, 40 and 80 channels per group at g=3, so those convs run
-on the plain NCHW kernel between layout reorders, and the residual ``Add`` + ``Relu`` after them is
-not fused into the convolution. A plain convolution of any input width is blocked (the input is
-padded), so splitting a grouped 1x1 conv into ``g`` convs lets every one of them run blocked.
+What the forms address (onnxruntime 1.32, ORT_ENABLE_ALL): the NCHWc layout transformer blocks a
+grouped convolution only when its channels per group are a multiple of the CPU's block (8 floats with
+AVX2, 16 with AVX-512); ShuffleNet's bottlenecks have 20, 40 and 80 per group at g=3, so those convs run
+on the plain NCHW kernel between layout reorders. ``split-groups`` and ``dense`` make every pointwise
+conv a plain one (blocked whatever its input width), at the cost of Split/Concat and more reorders, or
+of g times the multiply-adds. onnxruntime fuses ``Conv -> Add(residual) -> Relu`` into one
+``FusedConv`` only when the conv has a bias input, which a model with fresh BatchNorms converts
+without (``nchw-bias``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 from edgeshuffle.errors import InvalidArgumentError
-
-log = logging.getLogger(__name__)
 
 
 def _conv_bias(node):
@@ -80,8 +80,8 @@ def _rules():
         per_group_out, per_group_in = weights.shape[0] // groups, weights.shape[1]
         dense = np.zeros((weights.shape[0], per_group_in * groups, 1, 1), weights.dtype)
         for i in range(groups):
-            rows, columns = slice(i * per_group_out, (i + 1) * per_group_out), slice(i * per_group_in, (i + 1) * per_group_in)
-            dense[rows, columns] = weights[rows]
+            rows = slice(i * per_group_out, (i + 1) * per_group_out)
+            dense[rows, i * per_group_in:(i + 1) * per_group_in] = weights[rows]
         inputs = [x, op.initializer(ir.tensor(dense), f"{w.name}_dense")]
         if bias is not None:
             inputs.append(node.inputs[2])

@@ -159,7 +159,8 @@ def test_fold_shuffles_into_convs_is_exact_and_removes_the_shuffle():
              helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3]),
              helper.make_node("Reshape", ["t", "back"], ["r2"]),
              helper.make_node("Conv", ["r2", "w", "bias"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, a * b, height, width])],
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, a * b, height, width])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, filters, height, width])],
                               [numpy_helper.from_array(value, name) for name, value in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
