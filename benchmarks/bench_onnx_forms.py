@@ -101,8 +101,8 @@ def write_artifacts(name: str, folder: Path) -> dict[str, Path]:
     int8_metadata = ArtifactMetadata(spec=float_metadata.spec, precision="int8", form=float_metadata.form)
     for form in ONNX_FORMS.values():
         proto = onnx.load(str(folder / ONNX_FILE))
-        for onnx_pass in form.passes:
-            onnx_pass.apply(proto)
+        for apply in form.passes:
+            apply(proto)
         remove_unused(proto)
         path = artifacts[f"float32.{form.name}.onnx"] = folder / f"float32.{form.name}.onnx"
         onnx.save(proto, str(path))

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from edgeshuffle.cli.common import echo_gated_report, reports_errors, spec_from_options, variant_options
-from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM, ONNX_FORMS
 
 
 def parity_rows(report) -> list[list[str]]:
@@ -51,8 +50,9 @@ def render_convert_report(report) -> str:
 @click.option("--shuffle", type=click.Choice(["reshape", "gather"]), default="reshape", show_default=True,
               help="Channel shuffle ops: rank-4 reshape/transpose (faster, one XNNPACK partition) or gather.")
 @click.option("--opset", type=click.IntRange(13, 18), default=17, show_default=True, help="ONNX opset.")
-@click.option("--onnx-form", type=click.Choice(list(ONNX_FORMS)), default=DEFAULT_ONNX_FORM, show_default=True,
-              help="Exact graph form of float32.onnx (the default measured fastest in onnxruntime; see the docs).")
+@click.option("--onnx-form", metavar="NAME",
+              help="Exact graph form of float32.onnx: nchw, nchw-bias, split-groups, dense or dense-unshuffled "
+                   "[default: nchw-bias, the fastest measured in onnxruntime].")
 @click.option("--images", type=click.Path(path_type=Path, file_okay=False),
               help="Run the parity gate on images from this folder (default: seeded random inputs).")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,

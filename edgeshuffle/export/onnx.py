@@ -302,7 +302,8 @@ def onnx_passes(form: str) -> tuple[OnnxPass, ...]:
     """Every pass :func:`float_onnx_model` runs for ONNX form ``form``, in order."""
     from edgeshuffle.export.onnx_forms import validate_onnx_form
 
-    return (*ONNX_PASSES, *validate_onnx_form(form).passes, OnnxPass("remove_unused", remove_unused))
+    form_passes = (OnnxPass(apply.__name__, apply) for apply in validate_onnx_form(form).passes)
+    return (*ONNX_PASSES, *form_passes, OnnxPass("remove_unused", remove_unused))
 
 
 def validate_opset(opset: int) -> int:

@@ -20,6 +20,7 @@ without (``nchw-bias``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from edgeshuffle.errors import InvalidArgumentError
 
@@ -189,31 +190,22 @@ def fold_shuffles_into_convs(model) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class OnnxForm:
-    """A named list of exact passes (``(ModelProto) -> int``, changes in place) over the float ONNX graph."""
+    """A named list of exact passes over the float ONNX graph: functions ``(ModelProto) -> int`` (rewrites made)."""
 
     name: str
-    passes: tuple  # of edgeshuffle.export.onnx.OnnxPass
+    passes: tuple[Callable, ...]
     summary: str
 
 
-def _forms() -> dict[str, OnnxForm]:
-    from edgeshuffle.export.onnx import OnnxPass
-
-    return {form.name: form for form in (
-        OnnxForm("nchw", (), "tf2onnx's graph after the transpose passes: grouped convs as Conv(group=g)"),
-        OnnxForm("nchw-bias", (OnnxPass("add_zero_conv_biases", add_zero_conv_biases),),
-                 "nchw, every conv with a bias input (so the residual Add + Relu fuse into it)"),
-        OnnxForm("split-groups", (OnnxPass("split_grouped_convs", split_grouped_convs),),
-                 "every grouped 1x1 conv as Split -> g plain Convs -> Concat"),
-        OnnxForm("dense", (OnnxPass("densify_grouped_convs", densify_grouped_convs),),
-                 "every grouped 1x1 conv as a plain Conv with block-diagonal weights"),
-        OnnxForm("dense-unshuffled", (OnnxPass("densify_grouped_convs", densify_grouped_convs),
-                                      OnnxPass("fold_shuffles_into_convs", fold_shuffles_into_convs)),
-                 "dense, and each channel shuffle folded into the next conv's weights"),
-    )}
-
-
-ONNX_FORMS: dict[str, OnnxForm] = _forms()
+ONNX_FORMS: dict[str, OnnxForm] = {form.name: form for form in (
+    OnnxForm("nchw", (), "tf2onnx's graph after the transpose passes: grouped convs as Conv(group=g)"),
+    OnnxForm("nchw-bias", (add_zero_conv_biases,),
+             "nchw, every conv with a bias input (so the residual Add + Relu fuse into it)"),
+    OnnxForm("split-groups", (split_grouped_convs,), "every grouped 1x1 conv as Split -> g plain Convs -> Concat"),
+    OnnxForm("dense", (densify_grouped_convs,), "every grouped 1x1 conv as a plain Conv with block-diagonal weights"),
+    OnnxForm("dense-unshuffled", (densify_grouped_convs, fold_shuffles_into_convs),
+             "dense, and each channel shuffle folded into the next conv's weights"),
+)}
 DEFAULT_ONNX_FORM = "nchw-bias"  # the fastest in benchmarks/bench_onnx_forms.py (docs: performance page)
 
 

@@ -178,3 +178,25 @@ def test_fold_shuffles_into_convs_is_exact_and_removes_the_shuffle():
     assert [node.op_type for node in model.graph.node] == ["Conv"]
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"x": x})[0], reference, rtol=1e-5, atol=1e-5)
+
+
+def test_convert_help_names_every_form_and_the_default():
+    from click.testing import CliRunner
+
+    from edgeshuffle.cli import main
+
+    result = CliRunner().invoke(main, ["convert", "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    help_text = " ".join(result.output.split())
+    assert f"[default: {DEFAULT_ONNX_FORM}," in help_text
+    assert all(name in help_text for name in ONNX_FORMS)
+
+
+def test_convert_refuses_an_unknown_form_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from edgeshuffle.cli import main
+
+    result = CliRunner().invoke(main, ["convert", "--onnx-form", "nope", "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "Received: `onnx_form=nope`" in result.output and not (tmp_path / "out" / "float32.onnx").exists()
