@@ -32,11 +32,16 @@ STEPS = ("rewrite", "tflite", "onnx", "parity")
 
 @dataclasses.dataclass(frozen=True)
 class ConvertConfig:
-    """How to convert: the edge graph's batch and shuffle, the ONNX opset, the gate's inputs."""
+    """How to convert: the edge graph's batch and shuffle, the ONNX opset and form, the gate's inputs.
+
+    ``onnx_form`` is a key of :data:`~edgeshuffle.export.onnx_forms.ONNX_FORMS`
+    (None: :data:`~edgeshuffle.export.onnx_forms.DEFAULT_ONNX_FORM`).
+    """
 
     batch: int = 1
     shuffle: str = "reshape"
     opset: int = 17
+    onnx_form: str | None = None
     images: Path | None = None  # parity inputs: up to ``samples`` images from here, else random inputs
     samples: int = 8
     seed: int = 0
@@ -46,6 +51,7 @@ class ConvertConfig:
 
     def __post_init__(self) -> None:
         from edgeshuffle.export.onnx import validate_opset
+        from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM, validate_onnx_form
         from edgeshuffle.graph import SHUFFLES
 
         if not isinstance(self.batch, int) or self.batch < 1:
@@ -53,6 +59,7 @@ class ConvertConfig:
         if self.shuffle not in SHUFFLES:
             raise InvalidArgumentError(f"Shuffle must be one of {SHUFFLES}. Received: `shuffle={self.shuffle}`")
         validate_opset(self.opset)
+        object.__setattr__(self, "onnx_form", validate_onnx_form(self.onnx_form or DEFAULT_ONNX_FORM).name)
         if not isinstance(self.samples, int) or self.samples < 1:
             raise InvalidArgumentError(f"Samples must be at least 1. Received: `samples={self.samples}`")
 
@@ -76,6 +83,7 @@ class FloatArtifacts:
     xnnpack: dict[str, Any]
     onnx_ops: dict[str, int]
     onnx_opset: int
+    onnx_form: str
     shuffles: int
 
 
@@ -92,7 +100,7 @@ def rewrite_report(rewrites, delegation) -> dict[str, Any]:
 
 
 def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshape", opset: int = 17,
-                 progress: Callable[[str], None] | None = None) -> FloatArtifacts:
+                 onnx_form: str | None = None, progress: Callable[[str], None] | None = None) -> FloatArtifacts:
     """Write ``float32.tflite`` and ``float32.onnx`` of ``model``'s edge graph into ``output_dir``.
 
     Args:
@@ -102,6 +110,7 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
         batch: the static batch of both artifacts.
         shuffle: the channel shuffle's ops (:data:`edgeshuffle.graph.SHUFFLES`).
         opset: the ONNX opset.
+        onnx_form: the ONNX graph form (see :mod:`edgeshuffle.export.onnx_forms`; None: the default).
         progress: called with each step's name (``rewrite``, ``tflite``, ``onnx``) as it starts.
 
     Returns:
@@ -114,6 +123,7 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
 
     from edgeshuffle.atomic import atomic_path, write_bytes
     from edgeshuffle.export.onnx import float_onnx_model, onnx_op_histogram
+    from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM
     from edgeshuffle.export.tflite import (
         float_tflite_bytes,
         forbidden_ops,
@@ -144,7 +154,8 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
 
     step("onnx")
     onnx_path = output_dir / ONNX_FILE
-    proto = float_onnx_model(edge, opset=opset, metadata_props=metadata.onnx_props())
+    onnx_form = onnx_form or DEFAULT_ONNX_FORM
+    proto = float_onnx_model(edge, opset=opset, metadata_props=metadata.onnx_props(), form=onnx_form)
     with atomic_path(onnx_path) as temporary:
         onnx.save(proto, str(temporary))
     onnx_ops = onnx_op_histogram(proto)
@@ -154,7 +165,7 @@ def export_float(model, output_dir: Path, batch: int = 1, shuffle: str = "reshap
         tflite=tflite_path, onnx=onnx_path, edge_model=edge, rewrites=rewrite_report(rewritten.report, delegation),
         tflite_ops=tflite_ops, tflite_forbidden_ops=forbidden_ops(tflite_ops, tflite_custom_op_codes(tflite_path)),
         tflite_max_rank=tflite_max_tensor_rank(tflite_path), xnnpack=delegation.to_dict(),
-        onnx_ops=onnx_ops, onnx_opset=opset, shuffles=_shuffle_count(edge))
+        onnx_ops=onnx_ops, onnx_opset=opset, onnx_form=onnx_form, shuffles=_shuffle_count(edge))
 
 
 def parity_inputs(source, config: ConvertConfig) -> tuple[np.ndarray, str]:
@@ -298,7 +309,7 @@ def convert(model, output_dir: Path, config: ConvertConfig | None = None,
     save_model(reference, output_dir / MODEL_FILE, metadata=source.metadata())
 
     artifacts = export_float(source, output_dir, batch=config.batch, shuffle=config.shuffle,
-                             opset=config.opset, progress=step)
+                             opset=config.opset, onnx_form=config.onnx_form, progress=step)
     step("parity")
     comparisons = parity_gate(reference, {"tflite": artifacts.tflite, "onnx": artifacts.onnx}, inputs)
     failures = _gate_failures(comparisons, config)
@@ -317,7 +328,8 @@ def convert(model, output_dir: Path, config: ConvertConfig | None = None,
         tflite={"file": TFLITE_FILE, "op_histogram": artifacts.tflite_ops,
                 "forbidden_ops": artifacts.tflite_forbidden_ops, "max_tensor_rank": artifacts.tflite_max_rank,
                 "xnnpack": artifacts.xnnpack},
-        onnx={"file": ONNX_FILE, "opset": artifacts.onnx_opset, "op_histogram": artifacts.onnx_ops,
+        onnx={"file": ONNX_FILE, "opset": artifacts.onnx_opset, "form": artifacts.onnx_form,
+              "op_histogram": artifacts.onnx_ops,
               "transposes": artifacts.onnx_ops.get("Transpose", 0), "channel_shuffles": artifacts.shuffles,
               "max_transposes": artifacts.shuffles + 2, "input": "input", "output": "logits"},
         versions=tool_versions(),

@@ -289,13 +289,21 @@ class OnnxPass:
     apply: Callable  # (ModelProto) -> int, the number of rewritten places
 
 
-# Run in order after tf2onnx; a failing pass is named in the error.
+# Run in order after tf2onnx, then the chosen form's passes (edgeshuffle.export.onnx_forms), then
+# remove_unused; a failing pass is named in the error.
 ONNX_PASSES: tuple[OnnxPass, ...] = (
     OnnxPass("fold_shuffle_transposes", fold_shuffle_transposes),
     OnnxPass("sink_transpose_pairs", sink_transpose_pairs),
     OnnxPass("merge_reshape_chains", merge_reshape_chains),
-    OnnxPass("remove_unused", remove_unused),
 )
+
+
+def onnx_passes(form: str) -> tuple[OnnxPass, ...]:
+    """Every pass :func:`float_onnx_model` runs for ONNX form ``form``, in order."""
+    from edgeshuffle.export.onnx_forms import validate_onnx_form
+
+    form_passes = (OnnxPass(apply.__name__, apply) for apply in validate_onnx_form(form).passes)
+    return (*ONNX_PASSES, *form_passes, OnnxPass("remove_unused", remove_unused))
 
 
 def validate_opset(opset: int) -> int:
@@ -305,31 +313,36 @@ def validate_opset(opset: int) -> int:
     return opset
 
 
-def float_onnx_model(model, opset: int = DEFAULT_OPSET, metadata_props: dict[str, str] | None = None):
+def float_onnx_model(model, opset: int = DEFAULT_OPSET, metadata_props: dict[str, str] | None = None,
+                     form: str | None = None):
     """Convert ``model`` (the edge form, static batch) to an ``onnx.ModelProto``.
 
     tf2onnx traces the Keras model's inference function (not the TFLite
-    file); then :data:`ONNX_PASSES` run; the input is named ``input`` (NHWC
+    file); then :func:`onnx_passes` of ``form`` run (a key of
+    :data:`~edgeshuffle.export.onnx_forms.ONNX_FORMS`, default
+    :data:`~edgeshuffle.export.onnx_forms.DEFAULT_ONNX_FORM`); the input is named ``input`` (NHWC
     float, like the TFLite artifact) and the output ``logits``; the result
     passes ``onnx.checker`` (full check).
 
     Raises:
-        InvalidArgumentError: an unsupported opset.
+        InvalidArgumentError: an unsupported opset or form.
         ConversionError: tf2onnx, a pass or the checker failed (named in the message).
     """
     import onnx
     import tf2onnx
 
+    from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM
     from edgeshuffle.export.tflite import input_signature, traced_function
 
     validate_opset(opset)
+    passes = onnx_passes(form or DEFAULT_ONNX_FORM)
     try:
         proto, _ = tf2onnx.convert.from_function(traced_function(model), input_signature=input_signature(model),
                                                  opset=opset)
     except Exception as error:  # tf2onnx raises anything from ValueError to KeyError
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConversionError(f"tf2onnx failed: {first_line}") from error
-    for onnx_pass in ONNX_PASSES:
+    for onnx_pass in passes:
         try:
             count = onnx_pass.apply(proto)
         except Exception as error:

@@ -25,7 +25,10 @@ IO_TYPES = ("int8", "uint8", "float32")
 # x86 CPUs without VNNI run u8s8 (and s8s8, shifted to u8s8) with VPMADDUBSW,
 # whose 16-bit pair sums saturate and cost accuracy; u8u8 is exact on every
 # CPU, so ARM and x86 also compute the same integers.
-# benchmarks/bench_onnx_types.py measures the three (figures in docs/performance.md).
+# benchmarks/bench_onnx_types.py measures the three (figures in docs/performance.md). On an AVX-512 VNNI CPU
+# (VPDPBUSD: u8 x s8 into 32 bits, no saturation) u8s8 is exact and faster: the shipped CIFAR model's
+# int8.onnx ran at 0.81x the u8u8 p50 on AMD EPYC Zen 4 (benchmarks/bench_onnx_forms.py); not the default,
+# since the same file would lose accuracy on x86 CPUs without VNNI.
 ONNX_TYPES = {"u8u8": ("QUInt8", "QUInt8"), "u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
 
 

@@ -234,3 +234,23 @@ def test_cli_errors_are_one_line(tmp_path, make_args, culprit, code):
     assert result.exit_code == code, result.output
     assert culprit in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out" / "float32.tflite").exists()
+
+
+def test_convert_onnx_form_option(tmp_path):
+    """`--onnx-form` picks the float32.onnx graph form; the parity gate holds for it too."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", "-g", "3", "-s", "0.25", "--input-size", "32", "--stem", "cifar",
+                                       "--samples", "2", "--onnx-form", "split-groups", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "form split-groups" in result.output
+    saved = json.loads((out / "convert.json").read_text())
+    assert saved["status"] == "passed" and saved["onnx"]["form"] == "split-groups"
+    proto = onnx.load(str(out / "float32.onnx"))
+    assert "Split" in {n.op_type for n in proto.graph.node}
+    assert all(next((a.i for a in n.attribute if a.name == "group"), 1) == 1 or proto_weight_is_depthwise(proto, n)
+               for n in proto.graph.node if n.op_type == "Conv")
+
+
+def proto_weight_is_depthwise(proto, node):
+    dims = next(tuple(i.dims) for i in proto.graph.initializer if i.name == node.input[1])
+    return dims[1] == 1
