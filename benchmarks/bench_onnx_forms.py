@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import os
 import tempfile
@@ -88,17 +89,18 @@ def write_artifacts(name: str, folder: Path) -> dict[str, Path]:
     from edgeshuffle.export.onnx import remove_unused
     from edgeshuffle.export.onnx_forms import DEFAULT_ONNX_FORM, ONNX_FORMS
     from edgeshuffle.export.quantize import quantize_tflite, write_int8_onnx
-    from edgeshuffle.export.rewrites import edge_form
-    from edgeshuffle.metadata import ArtifactMetadata, read_metadata
+    from edgeshuffle.graph import INT8_SHUFFLE, RewriteOptions, rewrite
+    from edgeshuffle.metadata import read_metadata
 
     model = load_network(name)
     export_float(model, folder, onnx_form="nchw")
     calibration_folder, count = NETWORKS[name]
-    calibration = calibration_set(REPO / calibration_folder, model.spec.preprocessing, count).inputs
+    calibration = calibration_set(REPO / calibration_folder, model.spec.preprocessing, count)
     artifacts = {"float32.tflite": folder / TFLITE_FILE, "int8.tflite": folder / "int8.tflite"}
-    artifacts["int8.tflite"].write_bytes(quantize_tflite(edge_form(model), calibration))
+    int8_edge = rewrite(model, RewriteOptions(shuffle=INT8_SHUFFLE)).model
+    artifacts["int8.tflite"].write_bytes(quantize_tflite(int8_edge, calibration))
     float_metadata = read_metadata(folder / ONNX_FILE)
-    int8_metadata = ArtifactMetadata(spec=float_metadata.spec, precision="int8", form=float_metadata.form)
+    int8_metadata = dataclasses.replace(float_metadata, precision="int8")
     for form in ONNX_FORMS.values():
         proto = onnx.load(str(folder / ONNX_FILE))
         for apply in form.passes:
