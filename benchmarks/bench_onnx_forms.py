@@ -2,10 +2,6 @@
 
     .venv/bin/python benchmarks/bench_onnx_forms.py [--networks imagenet224 cifar]
 
-It takes the benchmark lock (``flock`` on /tmp/edgeshuffle-bench.lock) itself, only while it times, so
-that the minutes of conversion and quantization before do not hold other benchmarks up; do not wrap
-it in ``flock`` too (it would wait for itself).
-
 Networks: ``imagenet224`` is ShuffleNet 1x g=3 at 224x224 with fresh weights
 (latency does not depend on them), calibrated on ``calibration/imagenet-val-200``;
 ``cifar`` is the shipped ``models/shufflenet_v1_g3_1x_cifar10.keras`` at 32x32,
@@ -26,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
-import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -39,20 +33,6 @@ NETWORKS = {
     "imagenet224": ("calibration/imagenet-val-200", 50),
     "cifar": ("calibration/cifar10-train-300", 200),
 }
-
-
-LOCK = Path("/tmp/edgeshuffle-bench.lock")
-
-
-@contextlib.contextmanager
-def bench_lock():
-    """Hold the machine's benchmark lock (the one ``flock /tmp/edgeshuffle-bench.lock`` takes)."""
-    with open(LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_network(name: str):
@@ -136,11 +116,10 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix=f"bench_onnx_forms_{name}_"))
         artifacts = write_artifacts(name, folder)
         histograms = {label: optimized_histogram(path) for label, path in artifacts.items() if label.endswith(".onnx")}
-        with bench_lock():
-            load_before = Path("/proc/loadavg").read_text().split()[:3]
-            report = run_bench(BenchConfig(models=tuple(artifacts.values()), threads=tuple(args.threads),
-                                           runs=args.runs, min_seconds=args.min_seconds))
-            load_after = Path("/proc/loadavg").read_text().split()[:3]
+        load_before = Path("/proc/loadavg").read_text().split()[:3]
+        report = run_bench(BenchConfig(models=tuple(artifacts.values()), threads=tuple(args.threads),
+                                       runs=args.runs, min_seconds=args.min_seconds))
+        load_after = Path("/proc/loadavg").read_text().split()[:3]
         label_of = {str(path): label for label, path in artifacts.items()}
         print(f"\n{name}: {args.runs}+ interleaved runs per artifact (at least {args.min_seconds:g} s each); "
               f"load average {' '.join(load_before)} before, {' '.join(load_after)} after; {folder}")

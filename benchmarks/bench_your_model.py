@@ -16,7 +16,7 @@ Transpose count and whether onnxruntime loads it; for each int8 its top-1
 agreement and output cosine with the float Keras model on real images
 (``--images``: the first half calibrates, the second half evaluates).
 
-Usage: flock /tmp/edgeshuffle-bench.lock python benchmarks/bench_your_model.py [--rounds 30]
+Usage: python benchmarks/bench_your_model.py [--rounds 30]
 """
 
 from __future__ import annotations
