@@ -61,7 +61,7 @@ def main() -> None:
     from edgeshuffle.data.sets import calibration_set
     from edgeshuffle.export.convert import ONNX_FILE, export_float
     from edgeshuffle.export.quantize import ONNX_TYPES, onnx_output_scale, write_int8_onnx
-    from edgeshuffle.metadata import ArtifactMetadata, read_metadata
+    from edgeshuffle.metadata import read_metadata
     from edgeshuffle.models.io import load_model
     from edgeshuffle.parity import image_parity
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeshuffle.errors import InputFileError, InvalidArgumentError
+from edgeshuffle.errors import InputFileError, require
 from edgeshuffle.runtime.base import InputInfo, Runner, open_runner
 from edgeshuffle.runtime.memory import MIB, current_rss_bytes, peak_rss_bytes
 
@@ -43,10 +43,6 @@ IMAGE_DTYPES = ("float32", "int8", "uint8")
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
-
-def _require(condition: bool, message: str, name: str, value) -> None:
-    if not condition:
-        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,16 +79,16 @@ class BenchConfig:
             object.__setattr__(self, "baseline", baseline)
             if not any(_same(baseline, m) for m in self.models):
                 object.__setattr__(self, "models", (baseline, *self.models))
-        _require(len(self.models) >= 1, "Give at least one model.", "models", "()")
-        _require(isinstance(self.runs, int) and self.runs >= 1, "Runs must be at least 1.", "runs", self.runs)
-        _require(isinstance(self.warmup, int) and self.warmup >= 0, "Warmup must be 0 or more.",
+        require(len(self.models) >= 1, "Give at least one model.", "models", "()")
+        require(isinstance(self.runs, int) and self.runs >= 1, "Runs must be at least 1.", "runs", self.runs)
+        require(isinstance(self.warmup, int) and self.warmup >= 0, "Warmup must be 0 or more.",
                  "warmup", self.warmup)
-        _require(self.min_seconds >= 0, "Min seconds must be 0 or more.", "min_seconds", self.min_seconds)
-        _require(len(self.threads) >= 1, "Give at least one thread count.", "threads", "()")
+        require(self.min_seconds >= 0, "Min seconds must be 0 or more.", "min_seconds", self.min_seconds)
+        require(len(self.threads) >= 1, "Give at least one thread count.", "threads", "()")
         for count in self.threads:
-            _require(isinstance(count, int) and count >= 1, "Thread counts must be at least 1.", "threads", count)
-        _require(self.runtime in RUNTIMES, f"Runtime must be one of {RUNTIMES}.", "runtime", self.runtime)
-        _require(self.input_samples >= 1, "Input samples must be at least 1.", "input_samples",
+            require(isinstance(count, int) and count >= 1, "Thread counts must be at least 1.", "threads", count)
+        require(self.runtime in RUNTIMES, f"Runtime must be one of {RUNTIMES}.", "runtime", self.runtime)
+        require(self.input_samples >= 1, "Input samples must be at least 1.", "input_samples",
                  self.input_samples)
         for model in self.models:
             if not model.is_file():

@@ -30,3 +30,9 @@ class ParityError(EdgeShuffleError):
     """A parity gate failed: the artifacts exist but do not compute what the reference does."""
 
     exit_code = 3
+
+
+def require(condition: bool, message: str, name: str, value) -> None:
+    """Unless ``condition``: :class:`InvalidArgumentError`, ``message`` then "Received: `name=value`"."""
+    if not condition:
+        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")

@@ -9,17 +9,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from edgeshuffle.errors import InvalidArgumentError
+from edgeshuffle.errors import require
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
 CIFAR10_STD = (62.99, 62.09, 66.70)
 
-
-def _require(condition: bool, message: str, name: str, value: Any) -> None:
-    if not condition:
-        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +36,13 @@ class Preprocessing:
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
     def __post_init__(self) -> None:
-        _require(self.input_size >= 1, "Input size must be positive.", "input_size", self.input_size)
-        _require(self.resize_size >= self.input_size, "Resize size must be at least the input size.",
+        require(self.input_size >= 1, "Input size must be positive.", "input_size", self.input_size)
+        require(self.resize_size >= self.input_size, "Resize size must be at least the input size.",
                  "resize_size", self.resize_size)
-        _require(len(self.mean) == 3 and len(self.std) == 3, "Mean and std need 3 values.",
+        require(len(self.mean) == 3 and len(self.std) == 3, "Mean and std need 3 values.",
                  "mean", self.mean)
-        _require(all(s > 0 for s in self.std), "Std values must be positive.", "std", self.std)
-        _require(self.channel_order in ("RGB", "BGR"), "Channel order must be RGB or BGR.",
+        require(all(s > 0 for s in self.std), "Std values must be positive.", "std", self.std)
+        require(self.channel_order in ("RGB", "BGR"), "Channel order must be RGB or BGR.",
                  "channel_order", self.channel_order)
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
@@ -98,20 +94,20 @@ class PreprocessingOptions:
     resize_size: int | None = None
 
     def __post_init__(self) -> None:
-        _require(self.preset is None or self.preset in PRESETS, f"Preset must be one of {tuple(PRESETS)}.",
+        require(self.preset is None or self.preset in PRESETS, f"Preset must be one of {tuple(PRESETS)}.",
                  "preprocess", self.preset)
         for name in ("mean", "std"):
             values = getattr(self, name)
             if values is not None:
-                _require(len(values) == 3, f"{name.capitalize()} needs 3 values, one per channel.", name,
+                require(len(values) == 3, f"{name.capitalize()} needs 3 values, one per channel.", name,
                          ",".join(f"{v:g}" for v in values))
                 object.__setattr__(self, name, tuple(float(v) for v in values))
         if self.std is not None:
-            _require(all(s > 0 for s in self.std), "Std values must be positive.", "std",
+            require(all(s > 0 for s in self.std), "Std values must be positive.", "std",
                      ",".join(f"{v:g}" for v in self.std))
-        _require(self.channel_order in (None, "RGB", "BGR"), "Channel order must be RGB or BGR.",
+        require(self.channel_order in (None, "RGB", "BGR"), "Channel order must be RGB or BGR.",
                  "channel_order", self.channel_order)
-        _require(self.resize_size is None or self.resize_size >= 1, "Resize size must be positive.",
+        require(self.resize_size is None or self.resize_size >= 1, "Resize size must be positive.",
                  "resize", self.resize_size)
 
     @property
@@ -134,7 +130,7 @@ class PreprocessingOptions:
         values.update({k: v for k, v in (("mean", self.mean), ("std", self.std),
                                          ("channel_order", self.channel_order)) if v is not None})
         if self.resize_size is not None:
-            _require(self.resize_size >= input_size, f"Resize must be at least the model's input size "
+            require(self.resize_size >= input_size, f"Resize must be at least the model's input size "
                      f"({input_size}).", "resize", self.resize_size)
             values["resize_size"] = self.resize_size
         elif values["resize_size"] < input_size:

@@ -22,7 +22,7 @@ import math
 from typing import Any, Literal
 
 from edgeshuffle.preprocessing import Preprocessing
-from edgeshuffle.errors import InvalidArgumentError
+from edgeshuffle.errors import InvalidArgumentError, require
 
 GROUPS = (1, 2, 3, 4, 8)
 SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -56,10 +56,6 @@ STAGE_REPEATS = (4, 8, 4)
 
 
 
-def _require(condition: bool, message: str, name: str, value: Any) -> None:
-    if not condition:
-        raise InvalidArgumentError(f"{message} Received: `{name}={value}`")
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -87,34 +83,34 @@ class ModelSpec:
     preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
-        _require(self.groups in GROUPS, f"Groups must be one of {GROUPS}.", "groups", self.groups)
-        _require(self.scale in SCALES, f"Scale must be one of {SCALES}.", "scale", self.scale)
-        _require(isinstance(self.input_size, int) and self.input_size >= 32 and self.input_size % 32 == 0,
+        require(self.groups in GROUPS, f"Groups must be one of {GROUPS}.", "groups", self.groups)
+        require(self.scale in SCALES, f"Scale must be one of {SCALES}.", "scale", self.scale)
+        require(isinstance(self.input_size, int) and self.input_size >= 32 and self.input_size % 32 == 0,
                  "Input size must be a multiple of 32, at least 32.", "input_size", self.input_size)
-        _require(isinstance(self.classes, int) and self.classes >= 1,
+        require(isinstance(self.classes, int) and self.classes >= 1,
                  "Classes must be at least 1.", "classes", self.classes)
-        _require(self.stem in STEMS, f"Stem must be one of {STEMS}.", "stem", self.stem)
-        _require(self.channel_table in ("paper", "official"), "Channel table must be paper or official.",
+        require(self.stem in STEMS, f"Stem must be one of {STEMS}.", "stem", self.stem)
+        require(self.channel_table in ("paper", "official"), "Channel table must be paper or official.",
                  "channel_table", self.channel_table)
         if self.channel_table == "official":
-            _require((self.groups, self.scale) in OFFICIAL_CHANNELS,
+            require((self.groups, self.scale) in OFFICIAL_CHANNELS,
                      "The official channel table has g=3 and g=8 at 0.5x, 1.0x, 1.5x and 2.0x only.",
                      "groups, scale", (self.groups, self.scale))
-        _require(self.shuffle_order in ("paper", "official"), "Shuffle order must be paper or official.",
+        require(self.shuffle_order in ("paper", "official"), "Shuffle order must be paper or official.",
                  "shuffle_order", self.shuffle_order)
-        _require(self.shuffle_position in ("before_dw", "after_dw"),
+        require(self.shuffle_position in ("before_dw", "after_dw"),
                  "Shuffle position must be before_dw or after_dw.", "shuffle_position", self.shuffle_position)
-        _require(self.padding in ("keras", "pytorch"), "Padding must be keras or pytorch.",
+        require(self.padding in ("keras", "pytorch"), "Padding must be keras or pytorch.",
                  "padding", self.padding)
-        _require(self.bn_epsilon > 0, "BatchNorm epsilon must be positive.", "bn_epsilon", self.bn_epsilon)
+        require(self.bn_epsilon > 0, "BatchNorm epsilon must be positive.", "bn_epsilon", self.bn_epsilon)
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
-            _require(len(self.class_names) == self.classes, "Need one class name per class.",
+            require(len(self.class_names) == self.classes, "Need one class name per class.",
                      "class_names", f"<{len(self.class_names)} names for {self.classes} classes>")
         if self.preprocessing is None:
             default = Preprocessing.cifar if self.stem == "cifar" else Preprocessing.imagenet
             object.__setattr__(self, "preprocessing", default(self.input_size))
-        _require(self.preprocessing.input_size == self.input_size,
+        require(self.preprocessing.input_size == self.input_size,
                  "Preprocessing input size must match the model's.", "preprocessing.input_size",
                  self.preprocessing.input_size)
 
@@ -191,12 +187,12 @@ class GraphForm:
     batch_norm: Literal["keras", "xla"] = "keras"
 
     def __post_init__(self) -> None:
-        _require(self.grouped_conv in ("split", "dense"), "grouped_conv must be split or dense.",
+        require(self.grouped_conv in ("split", "dense"), "grouped_conv must be split or dense.",
                  "grouped_conv", self.grouped_conv)
-        _require(self.shuffle in ("reshape", "folded"), "shuffle must be reshape or folded.", "shuffle", self.shuffle)
-        _require(self.shuffle != "folded" or self.grouped_conv == "dense",
+        require(self.shuffle in ("reshape", "folded"), "shuffle must be reshape or folded.", "shuffle", self.shuffle)
+        require(self.shuffle != "folded" or self.grouped_conv == "dense",
                  "A folded shuffle needs grouped_conv=dense.", "shuffle", self.shuffle)
-        _require(self.batch_norm in ("keras", "xla"), "batch_norm must be keras or xla.",
+        require(self.batch_norm in ("keras", "xla"), "batch_norm must be keras or xla.",
                  "batch_norm", self.batch_norm)
 
     def to_dict(self) -> dict[str, Any]:
