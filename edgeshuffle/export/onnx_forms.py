@@ -57,12 +57,16 @@ def _rules():
         reason = _grouped_pointwise_check(out)
         return pattern.MatchResult().fail(reason) if reason else pattern.MatchResult()
 
-    def split_rewrite(op, x, w, out, **_):
+    def grouped_conv(out, w):
+        """The matched grouped conv: node, groups, its other attributes, weights, bias, per-group out/in."""
         node = out.producer()
         groups = node.attributes.get_int("group")
         attributes = {k: v for k, v in node.attributes.items() if k != "group"}
-        weights, bias = w.const_value.numpy(), _conv_bias(node)
-        per_group_out, per_group_in = weights.shape[0] // groups, weights.shape[1]
+        weights = w.const_value.numpy()
+        return node, groups, attributes, weights, _conv_bias(node), weights.shape[0] // groups, weights.shape[1]
+
+    def split_rewrite(op, x, w, out, **_):
+        _, groups, attributes, weights, bias, per_group_out, per_group_in = grouped_conv(out, w)
         sizes = op.initializer(ir.tensor(np.full(groups, per_group_in, np.int64)), f"{w.name}_split")
         convs = []
         for i, part in enumerate(op.Split(x, sizes, axis=1, _outputs=groups)):
@@ -74,11 +78,7 @@ def _rules():
         return op.Concat(*convs, axis=1)
 
     def dense_rewrite(op, x, w, out, **_):
-        node = out.producer()
-        groups = node.attributes.get_int("group")
-        attributes = {k: v for k, v in node.attributes.items() if k != "group"}
-        weights, bias = w.const_value.numpy(), _conv_bias(node)
-        per_group_out, per_group_in = weights.shape[0] // groups, weights.shape[1]
+        node, groups, attributes, weights, bias, per_group_out, per_group_in = grouped_conv(out, w)
         dense = np.zeros((weights.shape[0], per_group_in * groups, 1, 1), weights.dtype)
         for i in range(groups):
             rows = slice(i * per_group_out, (i + 1) * per_group_out)
